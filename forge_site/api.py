@@ -1,0 +1,60 @@
+"""API error shape: every 4xx is `{"error": {"code", "message", "field"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """A domain error with a code a client can branch on and a message a person can act on."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None, status_code: int = 400):
+        super().__init__(detail=message, code=code)
+        self.code = code
+        self.field = field
+        self.status_code = status_code
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _first_error(detail: Any, field: str | None = None) -> tuple[str, str, str | None]:
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        return _first_error(value, None if key in {"non_field_errors", "detail"} else (field or str(key)))
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], field)
+    code = getattr(detail, "code", "invalid") or "invalid"
+    return str(code), str(detail), field
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.code, str(exc.detail), exc.field), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, field = _first_error(exc.detail)
+        if field:
+            message = f"{field}: {message}"
+    else:
+        code = getattr(exc, "default_code", "error")
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or code
+        message, field = str(detail), None
+    response.data = error_body(str(code), message, field)
+    return response

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ForgeSiteConfig(AppConfig):
+    name = "forge_site"
+    verbose_name = "Forge"
+
+    def ready(self) -> None:
+        from forge_site import signals  # noqa: F401  (login audit receivers)

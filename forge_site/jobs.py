@@ -1,0 +1,212 @@
+"""Background jobs: create + enqueue on commit, claim with a conditional UPDATE, finish once, reap the stale."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from forge_site.audit import audit_record
+from forge_site.models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+class JobError(Exception):
+    """A failure whose message is meant for the person who started the job."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when someone asked for it to stop."""
+
+
+def job_create(
+    *,
+    kind: str,
+    task_name: str,
+    queue: str,
+    subject: models.Model,
+    subject_label: str = "",
+    params: dict[str, Any] | None = None,
+    created_by: Any = None,
+) -> Job:
+    """Write the job row and its audit event; the message is sent only once the transaction commits."""
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind,
+            task_name=task_name,
+            queue=queue,
+            subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}",
+            subject_id=str(subject.pk),
+            subject_label=subject_label or str(subject)[:255],
+            params=params or {},
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+        )
+        audit_record(actor=created_by, action="job.queue", obj=job, after={"kind": kind, "params": job.params})
+        transaction.on_commit(lambda: job_enqueue(job_id=job.pk))
+    return job
+
+
+def job_enqueue(*, job_id: Any) -> None:
+    """Send the job's message. Safe to call again: the worker's claim makes a duplicate a no-op."""
+    from forge_site.celery import app
+
+    job = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).first()
+    if job is None:
+        return
+    try:
+        app.send_task(job.task_name, args=[str(job.pk)], queue=job.queue)
+    except Exception:  # broker down: the reaper re-sends queued jobs, nothing is lost
+        logger.exception("could not enqueue job %s; the reaper will retry", job.pk)
+        return
+    Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
+
+
+class JobContext:
+    """What a running job can do: report progress (which is also its heartbeat) and notice cancellation."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def progress(self, percent: int, message: str = "") -> None:
+        percent = max(0, min(100, int(percent)))
+        updated = Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING).update(
+            progress=percent, message=message[:255], heartbeat_at=timezone.now()
+        )
+        if not updated:
+            raise JobCancelled("the job is no longer running")
+        self.job.progress, self.job.message = percent, message
+
+    def set_device(self, device: str) -> None:
+        Job.objects.filter(pk=self.job.pk).update(device=device)
+        self.job.device = device
+
+
+FinishHook = Callable[[Job], None]
+
+
+def job_run(
+    *,
+    job_id: str,
+    work: Callable[[JobContext], dict[str, Any]],
+    on_success: FinishHook | None = None,
+    on_failure: FinishHook | None = None,
+) -> Job | None:
+    """Claim the job, run `work`, record the outcome. Returns None when another worker already has it."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker_host=socket.gethostname()[:255],
+        attempts=models.F("attempts") + 1,
+        progress=0,
+        message="started",
+        error="",
+    )
+    if claimed != 1:
+        logger.info("job %s was not queued (already claimed or finished); skipping", job_id)
+        return None
+    job = Job.objects.get(pk=job_id)
+    with transaction.atomic():
+        audit_record(actor=None, action="job.start", obj=job, after={"worker": job.worker_host})
+    context = JobContext(job)
+    try:
+        result = work(context)
+    except SoftTimeLimitExceeded:
+        return _finish(
+            job, JobStatus.TIMED_OUT, error="The job ran past its time limit and was stopped.", hook=on_failure
+        )
+    except JobCancelled:
+        return Job.objects.get(pk=job.pk)
+    except JobError as exc:
+        return _finish(job, JobStatus.FAILED, error=str(exc), hook=on_failure)
+    except Exception as exc:
+        logger.error("job %s crashed:\n%s", job.pk, traceback.format_exc())
+        return _finish(job, JobStatus.FAILED, error=f"Internal error: {type(exc).__name__}: {exc}", hook=on_failure)
+    return _finish(job, JobStatus.SUCCEEDED, result=result, hook=on_success)
+
+
+def _finish(job: Job, status: str, *, result: Any = None, error: str = "", hook: FinishHook | None = None) -> Job:
+    with transaction.atomic():
+        finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=status,
+            result=result,
+            error=error[:10_000],
+            progress=100 if status == JobStatus.SUCCEEDED else models.F("progress"),
+            message={"succeeded": "done", "timed_out": "timed out", "failed": "failed"}.get(status, status),
+            finished_at=timezone.now(),
+        )
+        job.refresh_from_db()
+        if finished:
+            audit_record(
+                actor=None,
+                action="job.finish",
+                obj=job,
+                after={"status": status, "error": error[:500] or None, "device": job.device or None},
+            )
+            if hook is not None:
+                hook(job)
+    return job
+
+
+def job_cancel(*, job: Job, actor: Any) -> Job:
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled"
+        )
+        if updated:
+            audit_record(actor=actor, action="job.cancel", obj=job, after={"status": JobStatus.CANCELLED})
+    job.refresh_from_db()
+    return job
+
+
+def jobs_reap_stale(*, now: Any = None) -> dict[str, int]:
+    """Re-queue or fail running jobs whose worker stopped beating; re-send queued jobs whose message was lost."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.FORGE_JOB_HEARTBEAT_STALE_S)
+    requeued = failed = resent = 0
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
+        with transaction.atomic():
+            if job.attempts >= settings.FORGE_JOB_MAX_ATTEMPTS:
+                message = (
+                    f"The worker on {job.worker_host or 'an unknown host'} stopped responding "
+                    f"(last heartbeat {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC) after {job.attempts} attempts."
+                )
+                if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                    status=JobStatus.FAILED, error=message, finished_at=now, message="worker lost"
+                ):
+                    failed += 1
+                    audit_record(actor=None, action="job.reap", obj=job, after={"status": "failed", "error": message})
+            elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.QUEUED, message="re-queued: worker lost", enqueued_at=None
+            ):
+                requeued += 1
+                audit_record(actor=None, action="job.reap", obj=job, after={"status": "queued"})
+                transaction.on_commit(partial(job_enqueue, job_id=job.pk))
+    queued_before = now - timedelta(seconds=settings.FORGE_JOB_QUEUED_STALE_S)
+    lost = Job.objects.filter(status=JobStatus.QUEUED).filter(
+        models.Q(enqueued_at__lt=queued_before) | models.Q(enqueued_at__isnull=True, created_at__lt=queued_before)
+    )
+    for pk in lost.values_list("pk", flat=True):
+        job_enqueue(job_id=pk)
+        resent += 1
+    return {"requeued": requeued, "failed": failed, "resent": resent}
+
+
+class JobTask(Task):
+    """Base for job tasks: late ack, one at a time, time limits from settings."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    ignore_result = True

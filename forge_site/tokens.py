@@ -1,0 +1,96 @@
+"""API tokens: `Authorization: Bearer forge_<prefix>_<secret>`; only a SHA-256 of the whole token is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from forge_site.audit import audit_record
+from forge_site.models import ApiToken
+
+TOKEN_PREFIX = "forge"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(
+    *, user: AbstractBaseUser, name: str = "", days: int | None = None, actor: Any = None
+) -> tuple[ApiToken, str]:
+    """Create a token; the plain text is returned once and never stored."""
+    prefix = secrets.token_hex(6)
+    plain = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    lifetime = settings.FORGE_TOKEN_DEFAULT_DAYS if days is None else days
+    expires_at = timezone.now() + timedelta(days=lifetime) if lifetime > 0 else None
+    token = ApiToken.objects.create(  # type: ignore[misc]
+        user=user, name=name, prefix=prefix, key_hash=_digest(plain), expires_at=expires_at
+    )
+    audit_record(
+        actor=actor or user,
+        action="token.create",
+        obj=token,
+        object_repr=f"token {prefix} for {user.get_username()}",
+        after={"user": user.get_username(), "name": name, "expires_at": expires_at},
+    )
+    return token, plain
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, actor: Any) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="token.revoke", obj=token, after={"revoked_at": token.revoked_at})
+    return token
+
+
+def token_authenticate(plain: str) -> ApiToken:
+    parts = plain.split("_")
+    if len(parts) < 3 or parts[0] != TOKEN_PREFIX:
+        raise exceptions.AuthenticationFailed("Malformed token: expected forge_<prefix>_<secret>.")
+    token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
+    if token is None or not hmac.compare_digest(token.key_hash, _digest(plain)):
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise exceptions.AuthenticationFailed("This token was revoked.")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise exceptions.AuthenticationFailed("This token has expired; create a new one with forge_token.")
+    if not token.user.is_active:
+        raise exceptions.AuthenticationFailed("This user is inactive.")
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
+        try:
+            plain = header[1].decode()
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Token contains invalid characters.") from exc
+        token = token_authenticate(plain)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="forge"'

@@ -1,0 +1,1 @@
+"""Evidence and oversight records (drift, alerts, policies, reports) arrive with their issues."""

@@ -1,0 +1,419 @@
+"""Registry writes: each service changes rows and records the audit event in one transaction."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from forge_site.audit import audit_record
+from forge_site.jobs import job_create
+from forge_site.models import Job
+from models_registry.archive import ArchiveRejected, check_torchscript_archive
+from models_registry.artifacts import StoredFile, artifact_discard, artifact_store
+from models_registry.input_spec import InputSpecError, normalize_input_spec
+from models_registry.models import (
+    Alias,
+    AliasAssignment,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+    Tag,
+    VersionStatus,
+    name_validator,
+)
+
+INSPECT_TASK = "models_registry.inspect_version"
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; `field` names the input at fault, `code` is machine-readable."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+        self.status = status
+
+
+def _clean_tags(tags: Iterable[str] | None) -> list[str]:
+    cleaned = []
+    for raw in tags or []:
+        tag = str(raw).strip().lower()
+        if not tag:
+            continue
+        if len(tag) > 64:
+            raise RegistryError(f"Tag {tag[:20]!r}… is longer than 64 characters.", field="tags")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+def _tag_objects(names: list[str]) -> list[Tag]:
+    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=n) for n in names if n not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    return [existing[n] for n in names]
+
+
+def _validate_name(value: str, field: str) -> None:
+    try:
+        name_validator(value)
+    except ValidationError as exc:
+        raise RegistryError(f"{field} {value!r}: {exc.messages[0]}", field=field) from exc
+
+
+def _model_snapshot(model: RegisteredModel) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "description": model.description,
+        "risk_tier": model.risk_tier,
+        "intended_use": model.intended_use,
+        "tags": sorted(t.name for t in model.tags.all()),
+    }
+
+
+def model_create(
+    *,
+    name: str,
+    owner: Any,
+    description: str = "",
+    risk_tier: str = RiskTier.LIMITED,
+    intended_use: str = "",
+    tags: Iterable[str] | None = None,
+) -> RegisteredModel:
+    """Register a new model name."""
+    _validate_name(name, "name")
+    if risk_tier not in RiskTier.values:
+        raise RegistryError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", field="risk_tier")
+    tag_names = _clean_tags(tags)
+    if RegisteredModel.objects.filter(name__iexact=name).exists():
+        raise RegistryError(f"A model named {name!r} already exists.", field="name", code="duplicate", status=409)
+    try:
+        with transaction.atomic():
+            model = RegisteredModel.objects.create(
+                name=name, owner=owner, description=description, risk_tier=risk_tier, intended_use=intended_use
+            )
+            model.tags.set(_tag_objects(tag_names))
+            audit_record(actor=owner, action="model.create", obj=model, after=_model_snapshot(model))
+    except IntegrityError as exc:
+        raise RegistryError(
+            f"A model named {name!r} already exists.", field="name", code="duplicate", status=409
+        ) from exc
+    return model
+
+
+@transaction.atomic
+def model_update(
+    *,
+    model: RegisteredModel,
+    actor: Any,
+    description: str | None = None,
+    risk_tier: str | None = None,
+    intended_use: str | None = None,
+    tags: Iterable[str] | None = None,
+) -> RegisteredModel:
+    """Edit a model's metadata (never its name)."""
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    before = _model_snapshot(model)
+    if description is not None:
+        model.description = description
+    if intended_use is not None:
+        model.intended_use = intended_use
+    if risk_tier is not None:
+        if risk_tier not in RiskTier.values:
+            raise RegistryError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", field="risk_tier")
+        model.risk_tier = risk_tier
+    model.save()
+    if tags is not None:
+        model.tags.set(_tag_objects(_clean_tags(tags)))
+    after = _model_snapshot(model)
+    if after != before:
+        audit_record(actor=actor, action="model.update", obj=model, before=before, after=after)
+    return model
+
+
+def _local_path(file: UploadedFile) -> str:
+    """Uploads arrive as temporary files (HashingUploadHandler); anything else is refused rather than read."""
+    path = getattr(file, "temporary_file_path", None)
+    if path is None:
+        raise RegistryError("The upload did not arrive as a file on disk.", field="artifact")
+    return str(path())
+
+
+def _check_companion(file: UploadedFile, field: str) -> None:
+    if not file.size:
+        raise RegistryError(f"The {field} file is empty.", field=field)
+    path = getattr(file, "temporary_file_path", None)
+    if field == "sample_inputs" and path is not None and not zipfile.is_zipfile(path()):
+        raise RegistryError(
+            "sample_inputs must be an .npz file (numpy.savez) of arrays named after the inputs.", field=field
+        )
+
+
+def version_create(
+    *,
+    model: RegisteredModel,
+    version: str,
+    artifact: UploadedFile,
+    created_by: Any,
+    input_spec: Any = None,
+    onnx: UploadedFile | None = None,
+    sample_inputs: UploadedFile | None = None,
+    source_commit: str = "",
+    training_data: str = "",
+    parent_version: str = "",
+    description: str = "",
+    metrics: dict[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+) -> ModelVersion:
+    """Check, store and record a new version, then queue its inspection. Refused input leaves nothing behind."""
+    _validate_name(version, "version")
+    if ModelVersion.objects.filter(model=model, version=version).exists():
+        raise RegistryError(
+            f"{model.name} already has a version {version!r}; versions are immutable, choose a new version string.",
+            field="version",
+            code="duplicate",
+            status=409,
+        )
+    spec = None
+    if input_spec not in (None, "", {}):
+        try:
+            spec = normalize_input_spec(input_spec)
+        except InputSpecError as exc:
+            raise RegistryError(str(exc), field="input_spec") from exc
+    if spec is None and sample_inputs is None:
+        raise RegistryError("Give an input_spec (or sample_inputs) so the model can be dry-run.", field="input_spec")
+    if metrics is not None and not isinstance(metrics, dict):
+        raise RegistryError("metrics must be a JSON object of name -> number.", field="metrics")
+    tag_names = _clean_tags(tags)
+    parent = None
+    if parent_version:
+        parent = ModelVersion.objects.filter(model=model, version=parent_version).first()
+        if parent is None:
+            raise RegistryError(
+                f"{model.name} has no version {parent_version!r} to be the parent.", field="parent_version"
+            )
+    if not artifact.size:
+        raise RegistryError("The artifact file is empty.", field="artifact")
+    if artifact.size > settings.FORGE_MAX_ARTIFACT_BYTES:
+        raise RegistryError("The artifact is over the size limit.", field="artifact", code="too_large", status=413)
+    try:
+        check_torchscript_archive(_local_path(artifact), max_uncompressed=4 * settings.FORGE_MAX_ARTIFACT_BYTES)
+    except ArchiveRejected as exc:
+        raise RegistryError(str(exc), field="artifact", code="bad_artifact") from exc
+    for companion, field in ((onnx, "onnx"), (sample_inputs, "sample_inputs")):
+        if companion is not None:
+            _check_companion(companion, field)
+
+    stored: list[StoredFile] = []
+    try:
+        main = artifact_store(artifact, kind="torchscript", suffix=".pt")
+        stored.append(main)
+        onnx_file = artifact_store(onnx, kind="onnx", suffix=".onnx") if onnx is not None else None
+        if onnx_file:
+            stored.append(onnx_file)
+        sample_file = (
+            artifact_store(sample_inputs, kind="samples", suffix=".npz") if sample_inputs is not None else None
+        )
+        if sample_file:
+            stored.append(sample_file)
+        with transaction.atomic():
+            mv = ModelVersion.objects.create(
+                model=model,
+                version=version,
+                description=description,
+                artifact=main.name,
+                sha256=main.sha256,
+                size=main.size,
+                original_filename=(artifact.name or "")[:255],
+                onnx=onnx_file.name if onnx_file else "",
+                onnx_sha256=onnx_file.sha256 if onnx_file else "",
+                onnx_size=onnx_file.size if onnx_file else None,
+                sample_inputs=sample_file.name if sample_file else "",
+                sample_inputs_sha256=sample_file.sha256 if sample_file else "",
+                sample_inputs_size=sample_file.size if sample_file else None,
+                input_spec=spec,
+                source_commit=source_commit[:80],
+                training_data=training_data[:500],
+                parent=parent,
+                metrics=metrics or {},
+                created_by=created_by,
+            )
+            mv.tags.set(_tag_objects(tag_names))
+            RegisteredModel.objects.filter(pk=model.pk).update(
+                version_count=F("version_count") + 1, latest_version=mv, updated_at=timezone.now()
+            )
+            audit_record(
+                actor=created_by,
+                action="version.upload",
+                obj=mv,
+                object_repr=f"{model.name}:{version}",
+                after={
+                    "model": model.name,
+                    "version": version,
+                    "sha256": mv.sha256,
+                    "size": mv.size,
+                    "onnx_sha256": mv.onnx_sha256 or None,
+                    "sample_inputs_sha256": mv.sample_inputs_sha256 or None,
+                    "source_commit": mv.source_commit,
+                    "training_data": mv.training_data,
+                    "parent": parent.version if parent else None,
+                },
+            )
+            version_inspect(version=mv, actor=created_by)
+    except IntegrityError as exc:
+        for item in stored:
+            artifact_discard(item)
+        raise RegistryError(
+            f"{model.name} already has a version {version!r}.", field="version", code="duplicate", status=409
+        ) from exc
+    except BaseException:
+        for item in stored:
+            artifact_discard(item)
+        raise
+    return mv
+
+
+def version_inspect(*, version: ModelVersion, actor: Any) -> Job:
+    """Queue the inspection job on the gpu queue (sent when the surrounding transaction commits)."""
+    return job_create(
+        kind="inspect",
+        task_name=INSPECT_TASK,
+        queue="gpu",
+        subject=version,
+        subject_label=f"{version.model.name}:{version.version}",
+        params={"sha256": version.sha256},
+        created_by=actor,
+    )
+
+
+@transaction.atomic
+def version_record_inspection(
+    *, version_id: int, ok: bool, inspection: dict[str, Any] | None, reason: str
+) -> ModelVersion:
+    """Store what inspection found and move the version to ready or rejected (only from validating)."""
+    mv = ModelVersion.objects.select_for_update().select_related("model").get(pk=version_id)
+    if mv.status != VersionStatus.VALIDATING:
+        return mv
+    before = {"status": mv.status}
+    mv.status = VersionStatus.READY if ok else VersionStatus.REJECTED
+    mv.inspection = inspection
+    mv.reason = "" if ok else reason
+    mv.save(update_fields=["status", "inspection", "reason"])
+    audit_record(
+        actor=None,
+        action="version.ready" if ok else "version.reject",
+        obj=mv,
+        object_repr=f"{mv.model.name}:{mv.version}",
+        before=before,
+        after={"status": mv.status, "reason": mv.reason or None},
+    )
+    return mv
+
+
+@transaction.atomic
+def version_update_metadata(
+    *,
+    version: ModelVersion,
+    actor: Any,
+    description: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+) -> ModelVersion:
+    """Edit what may change on a version: description, metrics, tags. The artifact and hash never change."""
+    mv = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
+    before = {"description": mv.description, "metrics": mv.metrics, "tags": sorted(t.name for t in mv.tags.all())}
+    if description is not None:
+        mv.description = description
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            raise RegistryError("metrics must be a JSON object.", field="metrics")
+        mv.metrics = metrics
+    mv.save(update_fields=["description", "metrics"])
+    if tags is not None:
+        mv.tags.set(_tag_objects(_clean_tags(tags)))
+    after = {"description": mv.description, "metrics": mv.metrics, "tags": sorted(t.name for t in mv.tags.all())}
+    if after != before:
+        audit_record(
+            actor=actor,
+            action="version.update",
+            obj=mv,
+            object_repr=f"{mv.model.name}:{mv.version}",
+            before=before,
+            after=after,
+        )
+    return mv
+
+
+@transaction.atomic
+def alias_set(
+    *,
+    model: RegisteredModel,
+    alias: str,
+    version: ModelVersion,
+    actor: Any,
+    reason: str = "",
+    at: datetime | None = None,
+) -> AliasAssignment:
+    """Move an alias to a version, closing the previous holder's period. Only the promotion service calls this."""
+    if alias not in Alias.values:
+        raise RegistryError(f"alias must be one of {', '.join(Alias.values)}.", field="alias")
+    if version.model_id != model.pk:
+        raise RegistryError("The version belongs to another model.", field="version")
+    if version.status != VersionStatus.READY:
+        raise RegistryError(f"Only a ready version can hold {alias}; this one is {version.status}.", field="version")
+    now = at or timezone.now()
+    RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    current = AliasAssignment.objects.filter(model=model, alias=alias, ended_at__isnull=True).first()
+    if current is not None and current.version_id == version.pk:
+        return current
+    if current is not None:
+        current.ended_at = now
+        current.save(update_fields=["ended_at"])
+    assignment = AliasAssignment.objects.create(
+        model=model, alias=alias, version=version, started_at=now, assigned_by=actor, reason=reason[:500]
+    )
+    audit_record(
+        actor=actor,
+        action="alias.move",
+        obj=model,
+        object_repr=f"{model.name}@{alias}",
+        before={"alias": alias, "version": current.version.version if current else None},
+        after={"alias": alias, "version": version.version, "reason": reason or None},
+    )
+    return assignment
+
+
+@transaction.atomic
+def alias_clear(*, model: RegisteredModel, alias: str, actor: Any, reason: str = "") -> None:
+    """End the current holder's period without a successor (e.g. a rollback with nothing to fall back to)."""
+    RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    current = (
+        AliasAssignment.objects.filter(model=model, alias=alias, ended_at__isnull=True)
+        .select_related("version")
+        .first()
+    )
+    if current is None:
+        return
+    current.ended_at = timezone.now()
+    current.save(update_fields=["ended_at"])
+    audit_record(
+        actor=actor,
+        action="alias.clear",
+        obj=model,
+        object_repr=f"{model.name}@{alias}",
+        before={"alias": alias, "version": current.version.version},
+        after={"alias": alias, "version": None, "reason": reason or None},
+    )

@@ -1,0 +1,1 @@
+"""Champion/challenger rollout records arrive with their issues."""

@@ -1,0 +1,117 @@
+"""Real TorchScript models and hostile files, built by the tests themselves."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class CreditMLP(nn.Module):
+    def __init__(self, features: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TokenBag(nn.Module):
+    """Two inputs, one of them integer token ids."""
+
+    def __init__(self, vocab: int = 100, dim: int = 8) -> None:
+        super().__init__()
+        self.emb = nn.EmbeddingBag(vocab, dim, mode="mean")
+        self.head = nn.Linear(dim + 4, 3)
+
+    def forward(self, tokens: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.emb(tokens), extra], dim=1))
+
+
+class Gated(nn.Module):
+    """Control flow that tracing would lose: scripted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.a(x)
+        for _ in range(2):
+            h = torch.relu(h) if bool(h.sum() > 0) else h * -1.0
+        return self.b(h), h
+
+
+MLP_SPEC = {"inputs": [{"name": "x", "shape": [None, 32], "dtype": "float32"}]}
+TOKENS_SPEC = {
+    "inputs": [
+        {"name": "tokens", "shape": [None, 6], "dtype": "int64", "range": [0, 100]},
+        {"name": "extra", "shape": [None, 4], "dtype": "float32"},
+    ]
+}
+GATED_SPEC = {"inputs": [{"name": "x", "shape": [None, 4], "dtype": "float32"}]}
+
+
+def scripted_bytes(module: nn.Module, seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module.eval()), buffer)
+    return buffer.getvalue()
+
+
+def mlp_bytes(seed: int = 0) -> bytes:
+    torch.manual_seed(seed)
+    return scripted_bytes(CreditMLP(), seed)
+
+
+class _Exploit:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, ("touch /tmp/forge-pwned",))
+
+
+def hostile_pickle_bytes() -> bytes:
+    return pickle.dumps(_Exploit())
+
+
+def state_dict_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(CreditMLP().state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def swapped_pickle_archive(original: bytes) -> bytes:
+    """A real TorchScript archive whose data.pkl was replaced by a code-execution payload."""
+    src = zipfile.ZipFile(io.BytesIO(original))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                data = pickle.dumps(_Exploit(), protocol=2)
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+def zip_bomb_bytes() -> bytes:
+    """A tiny zip that claims to expand to gigabytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        with archive.open("model/data/0", "w", force_zip64=True) as member:
+            zeros = bytes(16 * 1024**2)
+            for _ in range(64):  # 1 GiB of zeros deflates to about 1 MiB
+                member.write(zeros)
+    return out.getvalue()
+
+
+def write(tmp: Path, name: str, data: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(data)
+    return path
