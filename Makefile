@@ -2,18 +2,26 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: install run test lint typecheck check-django pytest demo clean services-stop
+.PHONY: install run test lint typecheck check-django pytest clean services-stop
 
 install:
 	bash scripts/install-system.sh
 	bash scripts/install-python.sh
 
+# make run FORGE_REDIS_PORT=6380 FORGE_WEB_PORT=8001 when the default ports are taken.
+FORGE_REDIS_PORT ?= 6379
+FORGE_WEB_PORT ?= 8000
+run: export FORGE_REDIS_PORT := $(FORGE_REDIS_PORT)
+run: export FORGE_WEB_PORT := $(FORGE_WEB_PORT)
+run: export REDIS_URL := redis://127.0.0.1:$(FORGE_REDIS_PORT)/0
 run: install
+	@bash scripts/run-preflight.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py forge_demo
 	@echo
-	@echo "Forge is starting on http://127.0.0.1:8000  (Ctrl-C stops everything)"
 	@$(PY) manage.py forge_demo --print-logins
+	@echo
+	@echo "Forge is starting on http://127.0.0.1:$(FORGE_WEB_PORT)  (Ctrl-C stops everything)"
 	exec .venv/bin/honcho start -f Procfile
 
 lint:

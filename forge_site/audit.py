@@ -110,11 +110,17 @@ class ChainBreak:
 
 
 def audit_verify_chain(batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Walk the chain in order; return how many events were checked and the first broken link, if any."""
+    """Walk the chain in order; return how many events were checked and the first broken link, if any.
+
+    The head is read first and only events up to it are checked, so appends that commit while the walk runs
+    (a cron check on a live system) are not mistaken for a broken chain.
+    """
+    head = AuditHead.objects.filter(pk=1).first()
+    upto = head.last_seq if head is not None else None
     prev_hash = GENESIS_HASH
     expected_seq = 1
     checked = 0
-    for event in _iter_events(batch_size):
+    for event in _iter_events(batch_size, upto):
         if event.seq != expected_seq:
             return checked, ChainBreak(event.seq, f"expected event #{expected_seq}, found #{event.seq} (a gap)")
         if event.prev_hash != prev_hash:
@@ -137,16 +143,26 @@ def audit_verify_chain(batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
         prev_hash = event.hash
         expected_seq += 1
         checked += 1
-    head = AuditHead.objects.filter(pk=1).first()
-    if head is not None and head.last_seq != checked:
-        return checked, ChainBreak(checked + 1, f"head records {head.last_seq} events, chain has {checked}")
+    if head is None:
+        if checked:
+            return checked, ChainBreak(checked, "the chain's head record is missing")
+        return checked, None
+    if head.last_seq != checked:
+        return checked, ChainBreak(
+            checked + 1, f"the head records {head.last_seq} events but the chain ends at #{checked} (events removed)"
+        )
+    if head.last_hash != prev_hash:
+        return checked, ChainBreak(checked, "the newest event's hash differs from the one recorded in the head")
     return checked, None
 
 
-def _iter_events(batch_size: int) -> Iterator[AuditEvent]:
+def _iter_events(batch_size: int, upto: int | None) -> Iterator[AuditEvent]:
     last = 0
     while True:
-        batch = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:batch_size])
+        events = AuditEvent.objects.filter(seq__gt=last)
+        if upto is not None:
+            events = events.filter(seq__lte=upto)
+        batch = list(events.order_by("seq")[:batch_size])
         if not batch:
             return
         yield from batch

@@ -39,7 +39,9 @@ def _check_workers() -> dict[str, Any]:
     from forge_site.celery import app
 
     try:
-        replies = app.control.ping(timeout=1.0) or []
+        # Ask over the same Redis the redis check used, so both report on one broker.
+        with app.connection_for_write(settings.REDIS_URL) as connection:
+            replies = app.control.ping(timeout=1.0, connection=connection) or []
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300], "workers": []}
     names = sorted(name for reply in replies for name in reply)
@@ -51,9 +53,13 @@ def _check_workers() -> dict[str, Any]:
 @never_cache
 @require_action("site.public")
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _check_database(), "redis": _check_redis()}
-    checks["workers"] = (
-        _check_workers() if checks["redis"]["ok"] else {"ok": False, "error": "redis is down", "workers": []}
-    )
+    """`?scope=web` checks only what this web process needs to serve pages (for a load balancer's probe:
+    a lost worker must not take every web node out of rotation); the default checks the whole system."""
+    checks = {"database": _check_database()}
+    if request.GET.get("scope") != "web":
+        checks["redis"] = _check_redis()
+        checks["workers"] = (
+            _check_workers() if checks["redis"]["ok"] else {"ok": False, "error": "redis is down", "workers": []}
+        )
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)

@@ -80,7 +80,7 @@ class JobContext:
 
     def progress(self, percent: int, message: str = "") -> None:
         percent = max(0, min(100, int(percent)))
-        updated = Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING).update(
+        updated = Job.objects.filter(pk=self.job.pk, status=JobStatus.RUNNING, attempts=self.job.attempts).update(
             progress=percent, message=message[:255], heartbeat_at=timezone.now()
         )
         if not updated:
@@ -139,7 +139,9 @@ def job_run(
 
 def _finish(job: Job, status: str, *, result: Any = None, error: str = "", hook: FinishHook | None = None) -> Job:
     with transaction.atomic():
-        finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        # Only the attempt that claimed the job may finish it: a worker the reaper gave up on cannot overwrite
+        # the outcome of the attempt that replaced it.
+        finished = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
             status=status,
             result=result,
             error=error[:10_000],

@@ -115,6 +115,8 @@ class ActionPermission(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         actions: dict[str, str] = getattr(view, "required_actions", {})
         method = request.method or "GET"
+        if method.lower() not in view.http_method_names or not hasattr(view, method.lower()):
+            return True  # no handler: DRF answers 405 Method Not Allowed, which says more than a 403
         action = actions.get("GET" if method in {"HEAD", "OPTIONS"} else method)
         if action is None:
             return False

@@ -179,7 +179,14 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
         ) from exc
     result["dry_run"] = {
         "source": source,
-        "inputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs],
+        "inputs": [
+            {
+                "name": decls[i].name if decls and i < len(decls) else f"input{i}",
+                "shape": list(t.shape),
+                "dtype": str(t.dtype).removeprefix("torch."),
+            }
+            for i, t in enumerate(inputs)
+        ],
         "outputs": describe_outputs(torch, output),
         "seconds": round(time.perf_counter() - run_started, 4),
     }

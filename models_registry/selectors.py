@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from forge_site.models import Job
-from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel
+from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, Tag, VersionStatus
 
 MODEL_SORTS = {
     "name": "name",
@@ -95,3 +95,20 @@ def version_jobs(*, version: ModelVersion) -> QuerySet[Job]:
     return Job.objects.filter(subject_type="models_registry.modelversion", subject_id=str(version.pk)).order_by(
         "-created_at"
     )
+
+
+def version_recent(*, limit: int = 8) -> list[ModelVersion]:
+    return list(ModelVersion.objects.select_related("model", "created_by").order_by("-created_at", "-pk")[:limit])
+
+
+def registry_counts() -> dict[str, int]:
+    """Models, and versions per status (every status present), for the dashboard."""
+    counts = {"models": RegisteredModel.objects.count(), **{status: 0 for status in VersionStatus.values}}
+    for row in ModelVersion.objects.values("status").annotate(n=Count("pk")).order_by():
+        counts[row["status"]] = row["n"]
+    counts["versions"] = sum(counts[status] for status in VersionStatus.values)
+    return counts
+
+
+def tag_names() -> list[str]:
+    return list(Tag.objects.order_by("name").values_list("name", flat=True))

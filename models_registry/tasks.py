@@ -17,6 +17,11 @@ from models_registry.services import version_record_inspection
 
 @shared_task(bind=True, base=JobTask, name="models_registry.inspect_version", queue="gpu")
 def inspect_version(self: Any, job_id: str) -> None:
+    inspect_version_now(job_id)
+
+
+def inspect_version_now(job_id: str) -> Job | None:
+    """The inspection job's body: claim, inspect in the sandbox, record. The demo calls it without a worker."""
     outcome: dict[str, Any] = {}
 
     def work(ctx: JobContext) -> dict[str, Any]:
@@ -54,4 +59,4 @@ def inspect_version(self: Any, job_id: str) -> None:
                 reason=job.error or "Inspection did not complete.",
             )
 
-    job_run(job_id=job_id, work=work, on_success=record, on_failure=record)
+    return job_run(job_id=job_id, work=work, on_success=record, on_failure=record)

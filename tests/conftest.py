@@ -21,6 +21,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PASSWORD = "forge-test-pass-1"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: object) -> None:
+    # PBKDF2 at full strength costs ~0.5 s per user; no test here is about hashing strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
 def make_user(username: str, role: Role | None) -> User:
     user = User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com")
     if role is not None:

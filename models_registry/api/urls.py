@@ -1,3 +1,19 @@
-from django.urls import URLPattern
+"""Registry API under /api/v1/: models, versions, artifacts and (read-only) aliases."""
 
-urlpatterns: list[URLPattern] = []
+from django.urls import path
+
+from models_registry.api import views
+
+urlpatterns = [
+    path("models/", views.ModelListCreateView.as_view(), name="api-models"),
+    path("models/<str:name>/", views.ModelDetailView.as_view(), name="api-model"),
+    path("models/<str:name>/versions/", views.VersionListCreateView.as_view(), name="api-versions"),
+    path("models/<str:name>/versions/<str:version>/", views.VersionDetailView.as_view(), name="api-version"),
+    path(
+        "models/<str:name>/versions/<str:version>/artifact/",
+        views.VersionArtifactView.as_view(),
+        name="api-version-artifact",
+    ),
+    path("models/<str:name>/aliases/", views.AliasListView.as_view(), name="api-aliases"),
+    path("models/<str:name>/aliases/<str:alias>/history/", views.AliasHistoryView.as_view(), name="api-alias-history"),
+]

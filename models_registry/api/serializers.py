@@ -1,0 +1,195 @@
+"""Small input and output serializers, one pair per API operation. They validate shape; services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from models_registry.models import RiskTier
+
+
+class TagListField(serializers.ListField):
+    """Tags as a JSON list, repeated form fields (`-F tags=a -F tags=b`) or one comma-separated value."""
+
+    child = serializers.CharField(max_length=64, allow_blank=True)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if isinstance(data, str):
+            data = data.split(",")
+        elif isinstance(data, list) and all(isinstance(item, str) for item in data):
+            data = [part for item in data for part in item.split(",")]
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class TagNamesField(serializers.Field):
+    """A many-to-many of tags as a list of names, read from the prefetched rows."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> list[str]:
+        return [tag.name for tag in value.all()]
+
+
+# --- models ---------------------------------------------------------------------------------------------------------
+
+
+class ModelCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=128)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
+    intended_use = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = TagListField(required=False, default=list)
+
+
+class ModelUpdateInput(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    intended_use = serializers.CharField(required=False, allow_blank=True)
+    tags = TagListField(required=False)
+
+
+class VersionBriefOut(serializers.Serializer):
+    version = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class CurrentAliasOut(serializers.Serializer):
+    alias = serializers.CharField()
+    version = serializers.CharField(source="version.version")
+    started_at = serializers.DateTimeField()
+
+
+class ModelOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    risk_tier = serializers.CharField()
+    intended_use = serializers.CharField()
+    tags = TagNamesField()
+    owner = serializers.CharField(source="owner.username", allow_null=True)
+    version_count = serializers.IntegerField()
+    latest_version = VersionBriefOut(allow_null=True)
+    aliases = CurrentAliasOut(source="current_aliases", many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+# --- versions -------------------------------------------------------------------------------------------------------
+
+
+class VersionCreateInput(serializers.Serializer):
+    version = serializers.CharField(max_length=64)
+    # Empty files pass here so the service gives the one message for them ("The artifact file is empty.").
+    artifact = serializers.FileField(allow_empty_file=True, use_url=False)
+    input_spec = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text='JSON, e.g. {"inputs": [{"name": "x", "shape": [null, 32], "dtype": "float32"}]}',
+    )
+    onnx = serializers.FileField(required=False, allow_empty_file=True, use_url=False)
+    sample_inputs = serializers.FileField(
+        required=False, allow_empty_file=True, use_url=False, help_text=".npz (numpy.savez) of arrays named as inputs"
+    )
+    source_commit = serializers.CharField(required=False, allow_blank=True, max_length=80, default="")
+    training_data = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    parent_version = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = TagListField(required=False, default=list)
+    metrics = serializers.JSONField(required=False, help_text="JSON object of metric name -> number")
+
+
+class VersionUpdateInput(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    metrics = serializers.JSONField(required=False)
+    tags = TagListField(required=False)
+
+
+class LineageOut(serializers.Serializer):
+    source_commit = serializers.CharField()
+    training_data = serializers.CharField()
+    parent_version = serializers.CharField(source="parent.version", allow_null=True)
+
+
+class CompanionOut(serializers.Serializer):
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class JobBriefOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class VersionOut(serializers.Serializer):
+    model = serializers.CharField(source="model.name")
+    version = serializers.CharField()
+    description = serializers.CharField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    original_filename = serializers.CharField()
+    input_spec = serializers.JSONField(allow_null=True)
+    lineage = LineageOut(source="*")
+    metrics = serializers.JSONField()
+    tags = TagNamesField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class VersionDetailOut(VersionOut):
+    """A version with what inspection found and its jobs (passed as context["jobs"], newest first)."""
+
+    inspection = serializers.JSONField(allow_null=True)
+    onnx = serializers.SerializerMethodField()
+    sample_inputs = serializers.SerializerMethodField()
+    job_id = serializers.SerializerMethodField(help_text="the latest inspection job")
+    jobs = serializers.SerializerMethodField()
+
+    @extend_schema_field(CompanionOut(allow_null=True))
+    def get_onnx(self, obj: Any) -> dict[str, Any] | None:
+        return {"sha256": obj.onnx_sha256, "size": obj.onnx_size} if obj.onnx else None
+
+    @extend_schema_field(CompanionOut(allow_null=True))
+    def get_sample_inputs(self, obj: Any) -> dict[str, Any] | None:
+        if not obj.sample_inputs:
+            return None
+        return {"sha256": obj.sample_inputs_sha256, "size": obj.sample_inputs_size}
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_job_id(self, obj: Any) -> str | None:
+        inspect = next((job for job in self.context.get("jobs", []) if job.kind == "inspect"), None)
+        return str(inspect.pk) if inspect is not None else None
+
+    @extend_schema_field(JobBriefOut(many=True))
+    def get_jobs(self, obj: Any) -> list[dict[str, Any]]:
+        return [JobBriefOut(job).data for job in self.context.get("jobs", [])]
+
+
+# --- aliases --------------------------------------------------------------------------------------------------------
+
+
+class AliasAssignmentOut(serializers.Serializer):
+    alias = serializers.CharField()
+    version = serializers.CharField(source="version.version")
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    assigned_by = serializers.CharField(source="assigned_by.username", allow_null=True)
+    reason = serializers.CharField()
+
+
+class AliasHistoryOut(serializers.Serializer):
+    model = serializers.CharField()
+    alias = serializers.CharField()
+    at = serializers.DateTimeField(allow_null=True, help_text="the instant asked about, if any")
+    holder = AliasAssignmentOut(allow_null=True, help_text="who held the alias at `at` (or now)")
+    history = AliasAssignmentOut(many=True, help_text="newest first; only the holder when `at` is given")

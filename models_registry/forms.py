@@ -1,0 +1,149 @@
+"""Registry forms: they shape browser input for the services, which do the real validation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from models_registry.models import Alias, ModelVersion, RegisteredModel, RiskTier, VersionStatus
+from models_registry.selectors import MODEL_SORTS
+
+INPUT_SPEC_EXAMPLE = '{"inputs": [\n  {"name": "x", "shape": [null, 32], "dtype": "float32"}\n]}'
+
+SORT_CHOICES = [
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("-updated", "Recently updated"),
+    ("-created", "Newest"),
+    ("created", "Oldest"),
+    ("-versions", "Most versions"),
+    ("risk", "Risk tier"),
+]
+
+
+def split_tags(raw: str) -> list[str]:
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+class ModelFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=128, label="Search")
+    tag = forms.CharField(required=False, max_length=64)
+    risk_tier = forms.ChoiceField(required=False, choices=[("", "Any risk tier"), *RiskTier.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any version status"), *VersionStatus.choices])
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+
+    def clean_sort(self) -> str:
+        value = self.cleaned_data.get("sort") or "name"
+        return value if value in MODEL_SORTS else "name"
+
+
+class ModelEditForm(forms.Form):
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    risk_tier = forms.ChoiceField(choices=RiskTier.choices, initial=RiskTier.LIMITED)
+    intended_use = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Who uses its decisions, for what, and what not"}),
+    )
+    tags = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Comma-separated, e.g. credit, retail",
+        widget=forms.TextInput(attrs={"placeholder": "credit, retail"}),
+    )
+
+    def clean_tags(self) -> list[str]:
+        return split_tags(self.cleaned_data.get("tags", ""))
+
+    @classmethod
+    def initial_for(cls, model: RegisteredModel) -> dict[str, Any]:
+        return {
+            "description": model.description,
+            "risk_tier": model.risk_tier,
+            "intended_use": model.intended_use,
+            "tags": ", ".join(t.name for t in model.tags.all()),
+        }
+
+
+class ModelCreateForm(ModelEditForm):
+    name = forms.CharField(
+        max_length=128,
+        help_text="Letters, digits, '.', '_' or '-'; it cannot be changed later.",
+        widget=forms.TextInput(attrs={"placeholder": "credit-risk", "autofocus": True}),
+    )
+    field_order = ["name", "description", "risk_tier", "intended_use", "tags"]
+
+
+class VersionUploadForm(forms.Form):
+    version = forms.CharField(max_length=64, widget=forms.TextInput(attrs={"placeholder": "1.0.0", "autofocus": True}))
+    artifact = forms.FileField(
+        label="TorchScript artifact",
+        help_text="A file saved with torch.jit.save (.pt). It is never unpickled; a sandboxed worker inspects it.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".pt,.pth,.zip,.torchscript"}),
+    )
+    input_spec = forms.CharField(
+        required=False,
+        label="Input spec (JSON)",
+        help_text="null in a shape means any size. Needed unless you upload sample inputs.",
+        widget=forms.Textarea(
+            attrs={"rows": 4, "class": "mono", "spellcheck": "false", "placeholder": INPUT_SPEC_EXAMPLE}
+        ),
+    )
+    onnx = forms.FileField(
+        required=False,
+        label="ONNX export (optional)",
+        help_text="The same model as ONNX, for parity checks.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".onnx"}),
+    )
+    sample_inputs = forms.FileField(
+        required=False,
+        label="Sample inputs (optional .npz)",
+        help_text="numpy.savez arrays named after the inputs; loaded without pickle.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".npz"}),
+    )
+    source_commit = forms.CharField(
+        required=False, max_length=80, widget=forms.TextInput(attrs={"placeholder": "git SHA", "class": "mono"})
+    )
+    training_data = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Training data",
+        widget=forms.TextInput(attrs={"placeholder": "s3://datasets/credit/2026-01 or a dataset id"}),
+    )
+    parent_version = forms.ChoiceField(required=False, label="Parent version")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    metrics = forms.CharField(
+        required=False,
+        label="Metrics (optional JSON)",
+        widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "placeholder": '{"auc": 0.91, "ks": 0.42}'}),
+    )
+    tags = forms.CharField(required=False, max_length=1000, widget=forms.TextInput(attrs={"placeholder": "baseline"}))
+
+    def __init__(self, *args: Any, model: RegisteredModel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        versions = ModelVersion.objects.filter(model=model).order_by("-created_at").values_list("version", flat=True)
+        self.fields["parent_version"].choices = [  # type: ignore[attr-defined]
+            ("", "— none —"),
+            *((v, v) for v in versions),
+        ]
+
+    def clean_tags(self) -> list[str]:
+        return split_tags(self.cleaned_data.get("tags", ""))
+
+    def clean_metrics(self) -> dict[str, Any] | None:
+        raw = self.cleaned_data.get("metrics", "").strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Metrics are not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Metrics must be a JSON object such as {"auc": 0.91}.')
+        return value
+
+
+class AliasAtForm(forms.Form):
+    alias = forms.ChoiceField(choices=Alias.choices)
+    at = forms.DateTimeField(label="On (UTC)")

@@ -1,0 +1,366 @@
+"""`manage.py forge_demo`: demo users, four real TorchScript models, inspected, with an alias history.
+
+Idempotent: whatever already exists is left as it is, so a second run changes nothing. The inspections run
+in this process through the job machinery (`inspect_version_now`), so the demo needs neither Redis nor a worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from forge_site.models import Job, JobStatus
+from forge_site.roles import Role
+from forge_site.users import user_upsert
+from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, VersionStatus
+from models_registry.services import RegistryError, alias_set, model_create, version_create
+
+if TYPE_CHECKING:
+    from models_registry.management.commands._demo_models import Built
+
+DEMO_ACTOR = "forge_demo"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: Role | None
+    password: str
+    note: str
+
+
+LOGINS = [
+    DemoLogin("erin", Role.ENGINEER, "forge-demo-erin", "uploads models, runs jobs"),
+    DemoLogin("mo", Role.MANAGER, "forge-demo-mo", "approves promotions"),
+    DemoLogin("olga", Role.OFFICER, "forge-demo-olga", "audit trail, reports"),
+    DemoLogin("admin", None, "forge-demo-admin", "Django admin at /admin/ (staff)"),
+]
+
+
+@dataclass(frozen=True)
+class DemoVersion:
+    version: str
+    days_ago: int
+    input_spec: dict[str, Any]
+    source_commit: str
+    training_data: str
+    description: str = ""
+    parent: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    description: str
+    risk_tier: str
+    intended_use: str
+    tags: tuple[str, ...]
+    owner: str
+    days_ago: int
+    versions: tuple[DemoVersion, ...]
+    # (alias, version, days ago, reason), applied in order with alias_set(at=...)
+    aliases: tuple[tuple[str, str, int, str], ...] = ()
+    builders: dict[str, Callable[[], Built]] = field(default_factory=dict, compare=False)
+
+
+CREDIT_SPEC = {"inputs": [{"name": "x", "shape": [None, 32], "dtype": "float32"}]}
+DIGITS_SPEC = {"inputs": [{"name": "x", "shape": [None, 1, 28, 28], "dtype": "float32"}]}
+FRAUD_SPEC = {"inputs": [{"name": "x", "shape": [None, 12], "dtype": "float32"}]}
+ROUTER_SPEC = {
+    "inputs": [
+        {"name": "tokens", "shape": [None, 16], "dtype": "int64", "range": [0, 1000]},
+        {"name": "account", "shape": [None, 4], "dtype": "float32"},
+    ]
+}
+
+
+def demo_models() -> list[DemoModel]:
+    from models_registry.management.commands import _demo_models as dm
+
+    credit: dict[str, Built] = {}
+
+    def credit_version(version: str) -> Callable[[], Built]:
+        def build() -> Built:
+            if not credit:
+                credit.update(dm.build_credit_versions())
+            return credit[version]
+
+        return build
+
+    return [
+        DemoModel(
+            name="credit-risk",
+            description="Probability of default for consumer loan applications (MLP over 32 bureau features).",
+            risk_tier="high",
+            intended_use=(
+                "Decision support for underwriters on unsecured consumer loans up to 25,000 EUR. An underwriter "
+                "makes every final decision. Not for use on business lending or for pricing."
+            ),
+            tags=("credit", "tabular", "pd-model"),
+            owner="erin",
+            days_ago=75,
+            versions=(
+                DemoVersion(
+                    "1.0.0",
+                    days_ago=60,
+                    input_spec=CREDIT_SPEC,
+                    source_commit="3f9c2e1a7d4b8c60e5f1a2b3c4d5e6f708192a3b",
+                    training_data="s3://forge-demo-data/credit/applications-2024q1.parquet (4,000 rows)",
+                    description="First production candidate.",
+                    tags=("baseline",),
+                ),
+                DemoVersion(
+                    "1.1.0",
+                    days_ago=20,
+                    input_spec=CREDIT_SPEC,
+                    source_commit="9b1d47c0e2f3a4b5c6d7e8f9a0b1c2d3e4f50617",
+                    training_data="s3://forge-demo-data/credit/applications-2024q1-q3.parquet (12,000 rows)",
+                    description="Retrained from 1.0.0 on two more quarters of applications.",
+                    parent="1.0.0",
+                    tags=("retrained",),
+                ),
+            ),
+            aliases=(
+                ("champion", "1.0.0", 45, "Approved after validation of 1.0.0."),
+                ("challenger", "1.1.0", 14, "A/B test of the retrained model."),
+                ("champion", "1.1.0", 3, "Promoted: AUC up on the holdout, no guardrail breach in 11 days."),
+                ("challenger", "1.0.0", 3, "Kept as fallback after the promotion of 1.1.0."),
+            ),
+            builders={"1.0.0": credit_version("1.0.0"), "1.1.0": credit_version("1.1.0")},
+        ),
+        DemoModel(
+            name="digits-cnn",
+            description="Small convolutional classifier of 28x28 scanned digits on cheque forms.",
+            risk_tier="minimal",
+            intended_use="Pre-fills the amount field of scanned cheques for a clerk to confirm.",
+            tags=("vision", "cnn"),
+            owner="erin",
+            days_ago=40,
+            versions=(
+                DemoVersion(
+                    "1.0.0",
+                    days_ago=30,
+                    input_spec=DIGITS_SPEC,
+                    source_commit="c0ffee00d15ea5e0b1a2c3d4e5f60718293a4b5c",
+                    training_data="s3://forge-demo-data/digits/cheques-2024.npz",
+                ),
+            ),
+            aliases=(("champion", "1.0.0", 20, "First release."),),
+            builders={"1.0.0": lambda: dm.build_untrained(dm.DigitsCNN(), seed=11)},
+        ),
+        DemoModel(
+            name="fraud-gate",
+            description="Scripted fraud screen with data-dependent refinement steps and an early exit.",
+            risk_tier="critical",
+            intended_use="Holds card payments for manual review; never declines a payment on its own.",
+            tags=("fraud", "control-flow"),
+            owner="erin",
+            days_ago=25,
+            versions=(
+                DemoVersion(
+                    "0.9.0",
+                    days_ago=10,
+                    input_spec=FRAUD_SPEC,
+                    source_commit="5eed5eed0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    training_data="s3://forge-demo-data/fraud/transactions-2024-08.parquet",
+                    description="Pre-release; not yet approved for production.",
+                ),
+            ),
+            builders={"0.9.0": lambda: dm.build_untrained(dm.FraudGate(), seed=13)},
+        ),
+        DemoModel(
+            name="ticket-router",
+            description="Routes support tickets to one of 5 queues from token ids and account features.",
+            risk_tier="limited",
+            intended_use="Suggests a queue for incoming support tickets; agents can re-route.",
+            tags=("nlp", "multi-input"),
+            owner="erin",
+            days_ago=15,
+            versions=(
+                DemoVersion(
+                    "2.0.0",
+                    days_ago=12,
+                    input_spec=ROUTER_SPEC,
+                    source_commit="a11ce5e1b0b1c2d3e4f5061728394a5b6c7d8e9f",
+                    training_data="s3://forge-demo-data/tickets/tokenised-2024h1.parquet",
+                ),
+            ),
+            aliases=(("champion", "2.0.0", 7, "First release."),),
+            builders={"2.0.0": lambda: dm.build_untrained(dm.TicketRouter(), seed=17)},
+        ),
+    ]
+
+
+def upload_from_bytes(name: str, data: bytes) -> Any:
+    """A temporary file like the upload handler makes, so version_create takes the same path as a web upload."""
+    from models_registry.artifacts import HashedUploadedFile
+
+    upload = HashedUploadedFile(name, "application/octet-stream", len(data), None, None)
+    upload.write(data)
+    upload.seek(0)
+    return upload
+
+
+class Command(BaseCommand):
+    help = "Seed demo users and four inspected TorchScript models with an alias history (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--print-logins", action="store_true", help="only print the demo logins")
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="seed even though DEBUG is off (the demo passwords are public: never on a real deployment)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["print_logins"]:
+            self.print_logins()
+            return
+        if not settings.DEBUG and not options["allow_without_debug"]:
+            raise CommandError(
+                "forge_demo creates users whose passwords are published; refusing because DEBUG is off. "
+                "Pass --allow-without-debug for a throw-away installation."
+            )
+        users = self.seed_users()
+        failures: list[str] = []
+        for spec in demo_models():
+            failures += self.seed_model(spec, users)
+        if failures:
+            raise CommandError("Some demo versions were not inspected as ready:\n  " + "\n  ".join(failures))
+        self.stdout.write(self.style.SUCCESS("demo ready"))
+
+    def print_logins(self) -> None:
+        self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
+        self.stdout.write(f"  {'role':<9} {'username':<9} {'password':<18} what for")
+        for login in LOGINS:
+            role = login.role.value if login.role else "staff"
+            self.stdout.write(f"  {role:<9} {login.username:<9} {login.password:<18} {login.note}")
+
+    def seed_users(self) -> dict[str, User]:
+        users: dict[str, User] = {}
+        for login in LOGINS:
+            existing = User.objects.filter(username=login.username).first()
+            if existing is not None:  # never reset a password someone may have changed
+                users[login.username] = existing
+                continue
+            change = user_upsert(
+                username=login.username,
+                role=login.role,
+                password=login.password,
+                email=f"{login.username}@forge.example",
+                staff=login.role is None,
+                actor_label=DEMO_ACTOR,
+            )
+            users[login.username] = change.user
+            self.stdout.write(f"user {login.username}: created")
+        return users
+
+    def seed_model(self, spec: DemoModel, users: dict[str, User]) -> list[str]:
+        now = timezone.now()
+        owner = users[spec.owner]
+        model = RegisteredModel.objects.filter(name=spec.name).first()
+        if model is None:
+            model = model_create(
+                name=spec.name,
+                owner=owner,
+                description=spec.description,
+                risk_tier=spec.risk_tier,
+                intended_use=spec.intended_use,
+                tags=spec.tags,
+            )
+            # Demo fixtures only: backdate so the pages show a plausible timeline next to the alias history.
+            RegisteredModel.objects.filter(pk=model.pk).update(created_at=now - timedelta(days=spec.days_ago))
+            self.stdout.write(f"model {spec.name}: created")
+        failures = []
+        for demo_version in spec.versions:
+            version = self.seed_version(model, spec, demo_version, owner)
+            if version.status != VersionStatus.READY:
+                failures.append(f"{spec.name} {demo_version.version}: {version.status} {version.reason}")
+        if not AliasAssignment.objects.filter(model=model).exists():
+            self.seed_aliases(model, spec, users)
+        return failures
+
+    def seed_version(self, model: RegisteredModel, spec: DemoModel, demo: DemoVersion, owner: User) -> ModelVersion:
+        label = f"{spec.name} {demo.version}"
+        version = ModelVersion.objects.filter(model=model, version=demo.version).first()
+        if version is not None:
+            if version.status == VersionStatus.VALIDATING:
+                self.inspect_queued(version, label)
+                version.refresh_from_db()
+            return version
+        built = spec.builders[demo.version]()
+        started = time.perf_counter()
+        upload = upload_from_bytes(f"{spec.name}-{demo.version}.pt", built.data)
+        try:
+            # One transaction around upload and inspection: when it commits, the inspection job is already
+            # finished, so the on-commit enqueue finds nothing to send and the demo never needs the broker.
+            with transaction.atomic():
+                version = version_create(
+                    model=model,
+                    version=demo.version,
+                    artifact=upload,
+                    created_by=owner,
+                    input_spec=demo.input_spec,
+                    source_commit=demo.source_commit,
+                    training_data=demo.training_data,
+                    parent_version=demo.parent,
+                    description=demo.description,
+                    metrics=built.metrics,
+                    tags=demo.tags,
+                )
+                ModelVersion.objects.filter(pk=version.pk).update(
+                    created_at=timezone.now() - timedelta(days=demo.days_ago)
+                )
+                self.inspect_queued(version, label)
+        finally:
+            upload.close()
+        version.refresh_from_db()
+        inspection = version.inspection or {}
+        self.stdout.write(
+            f"version {label}: {version.status} "
+            f"({inspection.get('parameters', '?')} parameters, {time.perf_counter() - started:.1f} s)"
+        )
+        return version
+
+    def inspect_queued(self, version: ModelVersion, label: str) -> None:
+        from models_registry.tasks import inspect_version_now
+
+        jobs = Job.objects.filter(
+            kind="inspect",
+            subject_type="models_registry.modelversion",
+            subject_id=str(version.pk),
+            status=JobStatus.QUEUED,
+        )
+        for job in jobs:
+            finished = inspect_version_now(str(job.pk))
+            if finished is not None and finished.status != JobStatus.SUCCEEDED:
+                self.stderr.write(f"inspection of {label} {finished.status}: {finished.error}")
+
+    def seed_aliases(self, model: RegisteredModel, spec: DemoModel, users: dict[str, User]) -> None:
+        now = timezone.now()
+        approver = users["mo"]
+        for alias, version_string, days_ago, reason in spec.aliases:
+            version = ModelVersion.objects.get(model=model, version=version_string)
+            try:
+                alias_set(
+                    model=model,
+                    alias=alias,
+                    version=version,
+                    actor=approver,
+                    reason=reason,
+                    at=now - timedelta(days=days_ago),
+                )
+            except RegistryError as exc:
+                self.stderr.write(f"{spec.name}: {alias} -> {version_string} not set: {exc.message}")
+                continue
+            self.stdout.write(f"alias {spec.name}@{alias} -> {version_string} ({days_ago} days ago)")

@@ -1,0 +1,123 @@
+"""`manage.py forge_demo`: real TorchScript models, inspected through the job machinery, idempotent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+import torch
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from forge_site.audit import audit_verify_chain
+from forge_site.celery import app
+from forge_site.models import AuditEvent, Job, JobStatus
+from forge_site.roles import user_roles
+from models_registry.management.commands.forge_demo import Command
+from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, VersionStatus
+from models_registry.selectors import alias_holder_at
+
+pytestmark = pytest.mark.django_db
+
+
+def demo() -> str:
+    out = StringIO()
+    call_command("forge_demo", "--allow-without-debug", stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {
+        "users": User.objects.count(),
+        "models": RegisteredModel.objects.count(),
+        "versions": ModelVersion.objects.count(),
+        "jobs": Job.objects.count(),
+        "aliases": AliasAssignment.objects.count(),
+        "events": AuditEvent.objects.count(),
+    }
+
+
+def test_the_demo_seeds_inspected_models_and_a_second_run_changes_nothing(
+    monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    sent: list[Any] = []
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = demo()
+    assert "demo ready" in first
+    assert sent == []  # each inspection job had finished before its on-commit enqueue ran
+
+    versions = {f"{v.model.name}:{v.version}": v for v in ModelVersion.objects.select_related("model", "parent")}
+    assert set(versions) == {
+        "credit-risk:1.0.0",
+        "credit-risk:1.1.0",
+        "digits-cnn:1.0.0",
+        "fraud-gate:0.9.0",
+        "ticket-router:2.0.0",
+    }
+    for label, version in versions.items():
+        assert version.status == VersionStatus.READY, (label, version.reason)
+        assert version.inspection["parameters"] > 0
+        assert version.inspection["saved_with_torch"] == torch.__version__  # from forge_producer.json
+        assert version.inspection["dry_run"]["outputs"], label
+        assert version.source_commit and version.training_data
+        assert Job.objects.get(subject_id=str(version.pk), kind="inspect").status == JobStatus.SUCCEEDED
+
+    retrained = versions["credit-risk:1.1.0"]
+    assert retrained.parent == versions["credit-risk:1.0.0"]
+    assert retrained.metrics["auc"] > versions["credit-risk:1.0.0"].metrics["auc"] > 0.5
+    assert [o["shape"] for o in versions["digits-cnn:1.0.0"].inspection["dry_run"]["outputs"]] == [[2, 10]]
+    router_inputs = versions["ticket-router:2.0.0"].inspection["dry_run"]["inputs"]
+    assert [i["dtype"] for i in router_inputs] == ["int64", "float32"]
+    assert len(versions["fraud-gate:0.9.0"].inspection["dry_run"]["outputs"]) == 2
+    credit = RegisteredModel.objects.get(name="credit-risk")
+    assert credit.risk_tier == "high" and credit.intended_use and credit.owner.username == "erin"
+    assert {t.name for t in credit.tags.all()} == {"credit", "tabular", "pd-model"}
+
+    now = timezone.now()
+    assert alias_holder_at(model=credit, alias="champion", at=now - timedelta(days=30)).version.version == "1.0.0"
+    assert alias_holder_at(model=credit, alias="champion", at=now).version.version == "1.1.0"
+    assert alias_holder_at(model=credit, alias="challenger", at=now).version.version == "1.0.0"
+    assert alias_holder_at(model=credit, alias="champion", at=now - timedelta(days=60)) is None
+    assert AliasAssignment.objects.filter(model=credit).count() == 4
+
+    assert {u: set(user_roles(User.objects.get(username=u))) for u in ("erin", "mo", "olga")} == {
+        "erin": {"engineer"},
+        "mo": {"manager"},
+        "olga": {"officer"},
+    }
+    admin = User.objects.get(username="admin")
+    assert admin.is_staff and admin.is_superuser
+    assert authenticate(username="erin", password="forge-demo-erin") is not None
+
+    seeded = counts()
+    assert demo().strip() == "demo ready"
+    assert counts() == seeded
+    assert audit_verify_chain() == (seeded["events"], None)
+
+
+def test_the_demo_keeps_a_password_someone_changed() -> None:
+    call_command("forge_user", "erin", "--role", "engineer", "--password", "my-own-passphrase", stdout=StringIO())
+    Command(stdout=StringIO()).seed_users()
+    assert authenticate(username="erin", password="my-own-passphrase") is not None
+    assert authenticate(username="mo", password="forge-demo-mo") is not None
+
+
+def test_the_demo_refuses_to_seed_public_passwords_when_debug_is_off(settings) -> None:
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="refusing because DEBUG is off"):
+        call_command("forge_demo", stdout=StringIO())
+    assert not User.objects.exists()
+
+
+def test_print_logins_prints_the_table_and_writes_nothing() -> None:
+    out = StringIO()
+    call_command("forge_demo", "--print-logins", stdout=out)
+    text = out.getvalue()
+    for username, password in [("erin", "forge-demo-erin"), ("mo", "forge-demo-mo"), ("olga", "forge-demo-olga")]:
+        assert username in text and password in text
+    assert not User.objects.exists() and not AuditEvent.objects.exists()
