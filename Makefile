@@ -35,10 +35,14 @@ check-django:
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# The whole suite on PostgreSQL (what deployments run), then again on SQLite (the embedded default) without the
+# browser tests; PostgreSQL-only tests (trigger, concurrency) skip themselves there.
 pytest:
 	eval "$$(bash scripts/test-services.sh start)" && \
 	  $(PY) manage.py check && \
 	  .venv/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	eval "$$(bash scripts/test-services.sh start)" && unset DATABASE_URL && \
+	  FORGE_VAR_DIR=$(CURDIR)/var/test-sqlite .venv/bin/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
 test: install lint typecheck check-django pytest
 

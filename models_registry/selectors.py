@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from forge_site.models import Job
 from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, Tag, VersionStatus
@@ -23,11 +25,47 @@ MODEL_SORTS = {
 }
 
 
-def model_list(
+# What a row of a model list shows. Lists read plain values, never whole model instances: a 100-row page then
+# costs four queries and a few thousand small objects instead of hundreds of instances with their JSON decoded.
+MODEL_ROW_FIELDS = (
+    "pk",
+    "name",
+    "description",
+    "risk_tier",
+    "intended_use",
+    "version_count",
+    "created_at",
+    "updated_at",
+    "owner__username",
+    "latest_version__version",
+    "latest_version__status",
+    "latest_version__created_at",
+)
+VERSION_ROW_FIELDS = (
+    "pk",
+    "model__name",
+    "version",
+    "description",
+    "status",
+    "reason",
+    "sha256",
+    "size",
+    "original_filename",
+    "input_spec",
+    "source_commit",
+    "training_data",
+    "parent__version",
+    "metrics",
+    "created_by__username",
+    "created_at",
+)
+
+
+def model_search(
     *, search: str = "", tag: str = "", risk_tier: str = "", status: str = "", sort: str = "name"
 ) -> QuerySet[RegisteredModel]:
-    """Models matching the filters, with their tags, current aliases and latest version prefetched."""
-    qs = RegisteredModel.objects.select_related("owner", "latest_version")
+    """Models matching the filters, in a stable order (ties broken by primary key)."""
+    qs = RegisteredModel.objects.all()
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     if tag:
@@ -35,7 +73,52 @@ def model_list(
     if risk_tier:
         qs = qs.filter(risk_tier=risk_tier)
     if status:
-        qs = qs.filter(versions__status=status).distinct()
+        qs = qs.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), status=status)))
+    return qs.order_by(MODEL_SORTS.get(sort, "name"), "pk")
+
+
+def model_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete a page of MODEL_ROW_FIELDS rows with their tag names and current aliases: two queries."""
+    rows = list(rows)
+    ids = [row["pk"] for row in rows]
+    tags: dict[int, list[str]] = {pk: [] for pk in ids}
+    aliases: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}
+    if ids:
+        through = RegisteredModel.tags.through.objects.filter(registeredmodel_id__in=ids)
+        for model_id, tag_name in through.order_by("tag__name").values_list("registeredmodel_id", "tag__name"):
+            tags[model_id].append(tag_name)
+        current = AliasAssignment.objects.filter(model_id__in=ids, ended_at__isnull=True).order_by("alias")
+        for model_id, alias, version, started_at in current.values_list(
+            "model_id", "alias", "version__version", "started_at"
+        ):
+            aliases[model_id].append({"alias": alias, "version": version, "started_at": started_at})
+    for row in rows:
+        row["tags"] = tags[row["pk"]]
+        row["aliases"] = aliases[row["pk"]]
+    return rows
+
+
+def version_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete a page of VERSION_ROW_FIELDS rows with their tag names: one query."""
+    rows = list(rows)
+    ids = [row["pk"] for row in rows]
+    tags: dict[int, list[str]] = {pk: [] for pk in ids}
+    if ids:
+        through = ModelVersion.tags.through.objects.filter(modelversion_id__in=ids)
+        for version_id, tag_name in through.order_by("tag__name").values_list("modelversion_id", "tag__name"):
+            tags[version_id].append(tag_name)
+    for row in rows:
+        row["tags"] = tags[row["pk"]]
+    return rows
+
+
+def model_list(
+    *, search: str = "", tag: str = "", risk_tier: str = "", status: str = "", sort: str = "name"
+) -> QuerySet[RegisteredModel]:
+    """Models matching the filters as instances, with tags, current aliases and latest version prefetched."""
+    qs = model_search(search=search, tag=tag, risk_tier=risk_tier, status=status, sort=sort).select_related(
+        "owner", "latest_version"
+    )
     qs = qs.prefetch_related(
         "tags",
         Prefetch(
@@ -44,7 +127,7 @@ def model_list(
             to_attr="current_aliases",
         ),
     )
-    return qs.order_by(MODEL_SORTS.get(sort, "name"), "pk")
+    return qs
 
 
 def model_get(*, name: str) -> RegisteredModel:
@@ -54,6 +137,7 @@ def model_get(*, name: str) -> RegisteredModel:
 def version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
     return (
         ModelVersion.objects.filter(model=model)
+        .defer("inspection")  # the largest column, and no list shows it
         .select_related("parent", "created_by", "model")
         .prefetch_related("tags")
         .order_by("-created_at", "-pk")

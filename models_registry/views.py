@@ -28,6 +28,7 @@ from models_registry.forms import (
     VersionUploadForm,
 )
 from models_registry.models import Alias, ModelVersion, RegisteredModel, VersionStatus
+from models_registry.tables import model_table_rows
 
 MODEL_PAGE_SIZE = 100
 VERSION_PAGE_SIZE = 50
@@ -69,14 +70,20 @@ def _json_pretty(value: Any) -> str:
 def model_list(request: HttpRequest) -> HttpResponse:
     form = ModelFilterForm(request.GET)
     data = form.cleaned_data if form.is_valid() else {}
-    models = selectors.model_list(
+    models = selectors.model_search(
         search=data.get("q", "").strip(),
         tag=data.get("tag", "").strip(),
         risk_tier=data.get("risk_tier", ""),
         status=data.get("status", ""),
         sort=data.get("sort") or "name",
     )
-    page = Paginator(models, MODEL_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(models.values(*selectors.MODEL_ROW_FIELDS), MODEL_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.model_rows(page.object_list)
+    table_rows = model_table_rows(
+        rows,
+        model_url=reverse("registry:model_detail", kwargs={"name": "__name__"}),
+        version_url=reverse("registry:version_detail", kwargs={"name": "__name__", "version": "__version__"}),
+    )
     params = request.GET.copy()
     params.pop("page", None)
     sort_params = params.copy()
@@ -84,7 +91,8 @@ def model_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "page": page,
-        "models": list(page.object_list),
+        "models": rows,
+        "table_rows": table_rows,
         "sort": data.get("sort") or "name",
         "query": params.urlencode(),
         "query_without_sort": sort_params.urlencode(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -78,6 +79,41 @@ class ModelOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def iso(value: datetime | None) -> str | None:
+    """A datetime as DRF's DateTimeField writes it (UTC as 'Z'), for the rows built without a serializer."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def model_row_out(row: dict[str, Any]) -> dict[str, Any]:
+    """ModelOut's shape, from a selectors.model_rows row. List pages use this: serializing 100 instances through
+    nested serializers cost more than the whole rest of the request (docs/performance.md)."""
+    latest = row["latest_version__version"]
+    return {
+        "name": row["name"],
+        "description": row["description"],
+        "risk_tier": row["risk_tier"],
+        "intended_use": row["intended_use"],
+        "tags": row["tags"],
+        "owner": row["owner__username"],
+        "version_count": row["version_count"],
+        "latest_version": None
+        if latest is None
+        else {
+            "version": latest,
+            "status": row["latest_version__status"],
+            "created_at": iso(row["latest_version__created_at"]),
+        },
+        "aliases": [
+            {"alias": a["alias"], "version": a["version"], "started_at": iso(a["started_at"])} for a in row["aliases"]
+        ],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
 # --- versions -------------------------------------------------------------------------------------------------------
 
 
@@ -144,6 +180,30 @@ class VersionOut(serializers.Serializer):
     tags = TagNamesField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+def version_row_out(row: dict[str, Any]) -> dict[str, Any]:
+    """VersionOut's shape, from a selectors.version_rows row (see model_row_out)."""
+    return {
+        "model": row["model__name"],
+        "version": row["version"],
+        "description": row["description"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "sha256": row["sha256"],
+        "size": row["size"],
+        "original_filename": row["original_filename"],
+        "input_spec": row["input_spec"],
+        "lineage": {
+            "source_commit": row["source_commit"],
+            "training_data": row["training_data"],
+            "parent_version": row["parent__version"],
+        },
+        "metrics": row["metrics"],
+        "tags": row["tags"],
+        "created_by": row["created_by__username"],
+        "created_at": iso(row["created_at"]),
+    }
 
 
 class VersionDetailOut(VersionOut):

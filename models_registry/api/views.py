@@ -75,7 +75,12 @@ class ModelListCreateView(generics.ListAPIView):
     filterset_class = ModelFilter
 
     def get_queryset(self) -> QuerySet[RegisteredModel]:
-        return selectors.model_list()
+        return selectors.model_search()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        rows = self.filter_queryset(self.get_queryset()).values(*selectors.MODEL_ROW_FIELDS)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([s.model_row_out(row) for row in selectors.model_rows(page or [])])
 
     @extend_schema(
         summary="Register a model", request=s.ModelCreateInput, responses={201: s.ModelOut, 409: ErrorOut, **ERRORS}
@@ -131,6 +136,11 @@ class VersionListCreateView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return ModelVersion.objects.none()
         return selectors.version_list(model=_model_or_404(self.kwargs["name"]))
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        rows = self.filter_queryset(self.get_queryset()).values(*selectors.VERSION_ROW_FIELDS)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([s.version_row_out(row) for row in selectors.version_rows(page or [])])
 
     @extend_schema(
         summary="Upload a version (multipart); its inspection job is queued",

@@ -211,7 +211,7 @@ def test_the_registry_list_filters_searches_and_sorts(client, engineer):
     def names(**params: str) -> list[str]:
         response = client.get(url, params)
         assert response.status_code == 200
-        return [m.name for m in response.context["models"]]
+        return [m["name"] for m in response.context["models"]]
 
     assert names() == ["churn", "credit-risk", "fraud-score"]
     assert names(q="loan") == ["credit-risk"]
@@ -227,8 +227,8 @@ def test_the_registry_list_filters_by_version_status(client, engineer, version):
     login(client, engineer)
     model_create(name="empty", owner=engineer)
     url = reverse("registry:model_list")
-    assert [m.name for m in client.get(url, {"status": "validating"}).context["models"]] == ["credit-risk"]
-    assert [m.name for m in client.get(url, {"status": "ready"}).context["models"]] == []
+    assert [m["name"] for m in client.get(url, {"status": "validating"}).context["models"]] == ["credit-risk"]
+    assert [m["name"] for m in client.get(url, {"status": "ready"}).context["models"]] == []
 
 
 def test_the_registry_list_pages_by_100(client, engineer):
@@ -237,7 +237,7 @@ def test_the_registry_list_pages_by_100(client, engineer):
     first = client.get(reverse("registry:model_list"))
     assert len(first.context["models"]) == 100
     second = client.get(reverse("registry:model_list"), {"page": 2})
-    assert [m.name for m in second.context["models"]] == ["model-100"]
+    assert [m["name"] for m in second.context["models"]] == ["model-100"]
 
 
 # --- model create / edit ---------------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every benchmark of issue 2 and prints one table. Results: var/bench/results/*.json.
+#   bash benchmarks/run_all.sh            # the numbers in docs/performance.md
+#   QUICK=1 bash benchmarks/run_all.sh    # smoke run: 64 MiB upload, 40 requests
+# Needs: .venv (make install), curl, a Redis on 127.0.0.1:6399 (scripts/test-services.sh starts one).
+# MLflow is installed on first use into var/mlflow-venv, never into .venv; if that fails the anchor row says why.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+if [ "${QUICK:-}" = 1 ]; then
+  UPLOAD_ARGS=(--size-mib 64 --repeat 1); REQ_ARGS=(--requests 40 --warmup 5)
+else
+  UPLOAD_ARGS=(--size-mib 1024 --repeat 3); REQ_ARGS=(--requests 200 --warmup 20)
+fi
+rm -rf var/bench/results
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+$PY benchmarks/upload_memory.py "${UPLOAD_ARGS[@]}"
+$PY benchmarks/registry_list.py "${REQ_ARGS[@]}"
+$PY benchmarks/mlflow_anchor.py --install "${REQ_ARGS[@]}"
+echo
+echo "== summary"
+$PY benchmarks/summary.py

@@ -1,0 +1,127 @@
+"""One table from the results the benchmark scripts left in <var dir>/results/ (plain text, or --markdown).
+
+.venv/bin/python benchmarks/summary.py [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+
+def load(var_dir: Path, name: str) -> dict[str, Any] | None:
+    path = var_dir / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def verdict(ok: bool) -> str:
+    return "meets goal" if ok else "MISSES goal"
+
+
+def rows(var_dir: Path) -> list[list[str]]:
+    out: list[list[str]] = []
+    upload = load(var_dir, "upload_memory")
+    if upload:
+        how = "HTTP, gunicorn" if upload["mode"] == "http" else "parser+handler in-process (no endpoint yet)"
+        out.append(
+            [
+                f"1 GiB upload: web process peak RSS growth ({how}, worst of {len(upload['runs'])})",
+                f"{upload['peak_growth_mib_max']} MiB",
+                "< 64 MiB",
+                "",
+                verdict(upload["peak_growth_mib_max"] < 64),
+            ]
+        )
+        out.append(
+            [
+                f"1 GiB upload: throughput on loopback (median of {len(upload['runs'])}; best)",
+                f"{upload['mb_per_s_median']} MB/s; {upload['mb_per_s_best']}",
+                ">= 150 MB/s",
+                "",
+                verdict(upload["mb_per_s_median"] >= 150),
+            ]
+        )
+    anchor = load(var_dir, "mlflow_anchor")
+    anchor_rows = {r["key"]: r for r in (anchor or {}).get("rows", [])}
+    mv = anchor_rows.get("mlflow_versions")
+    rm = anchor_rows.get("mlflow_models")
+    for vendor in ("sqlite", "postgresql"):
+        listing = load(var_dir, f"registry_list_{vendor}")
+        if not listing:
+            continue
+        for r in listing["rows"]:
+            if r["rows"] is None:  # context rows (the framework's floor) have no goal
+                continue
+            anchor_cell = ""
+            if r["key"] == "api_versions_100" and mv:
+                anchor_cell = f"MLflow version search p95 {mv['p95']} ms (HTTP)"
+            elif r["key"] == "api_models" and rm:
+                anchor_cell = f"MLflow model search p95 {rm['p95']} ms (HTTP)"
+            out.append(
+                [
+                    f"{r['name']}: server time p50 / p95 ({vendor}, in-process)",
+                    f"{r['p50']} / {r['p95']} ms",
+                    f"p95 <= {r['goal_p95_ms']:g} ms",
+                    anchor_cell,
+                    verdict(r["p95"] <= r["goal_p95_ms"]),
+                ]
+            )
+        counts = {r["key"]: "/".join(map(str, r["queries"])) for r in listing["rows"]}
+        out.append(
+            [
+                f"queries per request ({vendor}; one number = the same on every page)",
+                ", ".join(f"{k} {v}" for k, v in counts.items()),
+                "constant",
+                "",
+                verdict(all("/" not in v for v in counts.values())),
+            ]
+        )
+    if anchor and "rows" in anchor:
+        for c in anchor["comparisons"]:
+            m, f = anchor_rows[c["mlflow"]], anchor_rows[c["forge"]]
+            out.append(
+                [
+                    f"HTTP round trip p50 / p95, {c['label']} (MLflow {anchor['mlflow_version']})",
+                    f"Forge {f['p50']} / {f['p95']} ms",
+                    ">= 5x faster",
+                    f"MLflow {m['p50']} / {m['p95']} ms; x{c['ratio_p50']} / x{c['ratio_p95']}",
+                    verdict(c["ratio_p95"] >= 5 and c["ratio_p50"] >= 5),
+                ]
+            )
+    elif anchor:
+        out.append(
+            [
+                "MLflow anchor",
+                "not measured",
+                ">= 5x faster",
+                f"stated {anchor['stated_anchor_ms']} ms: {anchor.get('mlflow_unavailable')}",
+                "",
+            ]
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--var-dir", type=Path, default=common.DEFAULT_VAR)
+    args = parser.parse_args()
+    header = ["measure", "Forge", "goal", "anchor", "verdict"]
+    table = rows(args.var_dir)
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in table:
+            print("| " + " | ".join(row) + " |")
+    else:
+        common.print_table(table, header)
+
+
+if __name__ == "__main__":
+    main()
