@@ -310,6 +310,8 @@ def measure_in_process(user: Any, token: str, *, requests: int, warmup: int) -> 
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    import forge_site.wsgi  # noqa: F401  (the process state the real server runs in: apps loaded, startup objects frozen)
+
     api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     html = Client()
     html.force_login(user)

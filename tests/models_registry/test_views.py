@@ -201,6 +201,17 @@ def test_the_registry_list_runs_a_constant_number_of_queries(client, engineer):
     assert many <= 12
 
 
+def test_the_registry_list_escapes_what_users_typed(client, engineer):
+    login(client, engineer)
+    model_create(
+        name="xss-probe", owner=engineer, description='<script>alert("x")</script> & "quotes"', tags=["<b>bold</b>"]
+    )
+    html = client.get(reverse("registry:model_list")).content.decode()
+    assert "<script>alert" not in html and "<b>bold</b>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quotes&quot;" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and 'href="?tag=%3Cb%3Ebold%3C/b%3E"' in html
+
+
 def test_the_registry_list_filters_searches_and_sorts(client, engineer):
     login(client, engineer)
     model_create(name="fraud-score", owner=engineer, risk_tier="critical", tags=["fraud"], description="cards")
