@@ -57,6 +57,23 @@ def event_hash(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    """The stored event's fields that its hash covers, as event_hash takes them."""
+    return {
+        "seq": event.seq,
+        "at": event.at,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_repr": event.object_repr,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+
+
 def audit_record(
     *,
     actor: AbstractBaseUser | AnonymousUser | None,
@@ -125,20 +142,7 @@ def audit_verify_chain(batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
             return checked, ChainBreak(event.seq, f"expected event #{expected_seq}, found #{event.seq} (a gap)")
         if event.prev_hash != prev_hash:
             return checked, ChainBreak(event.seq, "prev_hash does not match the hash of the event before it")
-        recomputed = event_hash(
-            seq=event.seq,
-            at=event.at,
-            actor_label=event.actor_label,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            object_repr=event.object_repr,
-            before=event.before,
-            after=event.after,
-            request_id=event.request_id,
-            prev_hash=event.prev_hash,
-        )
-        if recomputed != event.hash:
+        if event_hash(**hashed_fields(event)) != event.hash:
             return checked, ChainBreak(event.seq, "content does not match its hash (the event was altered)")
         prev_hash = event.hash
         expected_seq += 1

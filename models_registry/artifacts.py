@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,14 +155,20 @@ def artifact_discard(stored: StoredFile | None) -> None:
         artifact_storage().delete(stored.name)
 
 
-def artifact_local_path(name: str) -> str:
-    """A local path for a stored file (the storage's own for a filesystem backend)."""
+@contextmanager
+def artifact_local_copy(name: str) -> Iterator[str]:
+    """A local path for a stored file while the block runs: the storage's own file for a filesystem backend, or a
+    temporary copy (removed afterwards) for object storage."""
     storage = artifact_storage()
     try:
-        return storage.path(name)
-    except NotImplementedError:  # object storage: the worker copies it to a local temp file
-        tmp = tempfile.NamedTemporaryFile(delete=False, dir=settings.FORGE_UPLOAD_DIR, suffix=os.path.basename(name))  # noqa: SIM115
-        with storage.open(name, "rb") as src, tmp:
+        yield storage.path(name)
+        return
+    except NotImplementedError:  # object storage has no local path
+        pass
+    settings.FORGE_UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=settings.FORGE_UPLOAD_DIR, suffix=os.path.basename(name)) as tmp:
+        with storage.open(name, "rb") as src:
             for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
                 tmp.write(chunk)
-        return tmp.name
+        tmp.flush()
+        yield tmp.name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -77,13 +76,14 @@ def model_search(
     return qs.order_by(MODEL_SORTS.get(sort, "name"), "pk")
 
 
-def model_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Complete a page of MODEL_ROW_FIELDS rows with their tag names and current aliases: two queries."""
-    rows = list(rows)
-    ids = [row["pk"] for row in rows]
-    tags: dict[int, list[str]] = {pk: [] for pk in ids}
-    aliases: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}
-    if ids:
+def model_page_rows(page: QuerySet[RegisteredModel]) -> list[dict[str, Any]]:
+    """One page of models (a sliced model_search queryset) as MODEL_ROW_FIELDS rows with their tag names and current
+    aliases: three queries, the page itself used as the subquery of the other two (cheaper than an IN list here)."""
+    rows = list(page.values(*MODEL_ROW_FIELDS))
+    ids = page.values("pk")
+    tags: dict[int, list[str]] = {row["pk"]: [] for row in rows}
+    aliases: dict[int, list[dict[str, Any]]] = {row["pk"]: [] for row in rows}
+    if rows:
         through = RegisteredModel.tags.through.objects.filter(registeredmodel_id__in=ids)
         for model_id, tag_name in through.order_by("tag__name").values_list("registeredmodel_id", "tag__name"):
             tags[model_id].append(tag_name)
@@ -98,13 +98,12 @@ def model_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def version_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Complete a page of VERSION_ROW_FIELDS rows with their tag names: one query."""
-    rows = list(rows)
-    ids = [row["pk"] for row in rows]
-    tags: dict[int, list[str]] = {pk: [] for pk in ids}
-    if ids:
-        through = ModelVersion.tags.through.objects.filter(modelversion_id__in=ids)
+def version_page_rows(page: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
+    """One page of versions (a sliced queryset) as VERSION_ROW_FIELDS rows with their tag names: two queries."""
+    rows = list(page.values(*VERSION_ROW_FIELDS))
+    tags: dict[int, list[str]] = {row["pk"]: [] for row in rows}
+    if rows:
+        through = ModelVersion.tags.through.objects.filter(modelversion_id__in=page.values("pk"))
         for version_id, tag_name in through.order_by("tag__name").values_list("modelversion_id", "tag__name"):
             tags[version_id].append(tag_name)
     for row in rows:

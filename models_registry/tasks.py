@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from celery import shared_task
@@ -9,7 +10,7 @@ from django.conf import settings
 
 from forge_site.jobs import JobContext, JobError, JobTask, job_run
 from forge_site.models import Job
-from models_registry.artifacts import artifact_local_path
+from models_registry.artifacts import artifact_local_copy
 from models_registry.inspection import run_inspection
 from models_registry.models import ModelVersion
 from models_registry.services import version_record_inspection
@@ -28,15 +29,17 @@ def inspect_version_now(job_id: str) -> Job | None:
         version = ModelVersion.objects.get(pk=int(ctx.job.subject_id))
         ctx.set_device("cpu")
         ctx.progress(10, "loading the archive in a sandbox")
-        result = run_inspection(
-            artifact=artifact_local_path(version.artifact),
-            size=version.size,
-            input_spec=version.input_spec,
-            sample_inputs=artifact_local_path(version.sample_inputs) if version.sample_inputs else None,
-            timeout_s=settings.FORGE_INSPECT_TIMEOUT_S,
-            memory_bytes=settings.FORGE_INSPECT_MEMORY_BYTES,
-            max_uncompressed=4 * settings.FORGE_MAX_ARTIFACT_BYTES,
-        )
+        with ExitStack() as files:
+            samples = files.enter_context(artifact_local_copy(version.sample_inputs)) if version.sample_inputs else None
+            result = run_inspection(
+                artifact=files.enter_context(artifact_local_copy(version.artifact)),
+                size=version.size,
+                input_spec=version.input_spec,
+                sample_inputs=samples,
+                timeout_s=settings.FORGE_INSPECT_TIMEOUT_S,
+                memory_bytes=settings.FORGE_INSPECT_MEMORY_BYTES,
+                max_uncompressed=4 * settings.FORGE_MAX_ARTIFACT_BYTES,
+            )
         outcome.update(version_id=version.pk, ok=result.ok, inspection=result.inspection, reason=result.reason)
         ctx.progress(90, "recording the result")
         if not result.ok:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
 from django.forms.utils import ErrorDict
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -77,8 +78,8 @@ def model_list(request: HttpRequest) -> HttpResponse:
         status=data.get("status", ""),
         sort=data.get("sort") or "name",
     )
-    page = Paginator(models.values(*selectors.MODEL_ROW_FIELDS), MODEL_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = selectors.model_rows(page.object_list)
+    page = Paginator(models, MODEL_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.model_page_rows(cast(QuerySet[RegisteredModel], page.object_list))
     table_rows = model_table_rows(
         rows,
         model_url=reverse("registry:model_detail", kwargs={"name": "__name__"}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from django.http import FileResponse
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from forge_site.api import ApiError
 from forge_site.api_views import ERRORS, ErrorOut
+from forge_site.pagination import LazyPageNumberPagination
 from models_registry import selectors, services
 from models_registry.api import serializers as s
 from models_registry.api.filters import ModelFilter, VersionFilter
@@ -70,6 +71,7 @@ class ModelListCreateView(generics.ListAPIView):
     """GET: search and filter models (100 a page, constant queries). POST: register a model."""
 
     required_actions = {"GET": "registry.view", "POST": "model.create"}
+    pagination_class = LazyPageNumberPagination
     serializer_class = s.ModelOut
     filter_backends = [DjangoFilterBackend]
     filterset_class = ModelFilter
@@ -78,9 +80,9 @@ class ModelListCreateView(generics.ListAPIView):
         return selectors.model_search()
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        rows = self.filter_queryset(self.get_queryset()).values(*selectors.MODEL_ROW_FIELDS)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response([s.model_row_out(row) for row in selectors.model_rows(page or [])])
+        # LazyPageNumberPagination hands back the page as a sliced queryset, not the list DRF's stubs promise.
+        page = cast(QuerySet[RegisteredModel], self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response([s.model_row_out(row) for row in selectors.model_page_rows(page)])
 
     @extend_schema(
         summary="Register a model", request=s.ModelCreateInput, responses={201: s.ModelOut, 409: ErrorOut, **ERRORS}
@@ -124,6 +126,7 @@ class VersionListCreateView(generics.ListAPIView):
     """GET: a model's versions, newest first. POST (multipart): upload a version; inspection is queued."""
 
     required_actions = {"GET": "registry.view", "POST": "version.upload"}
+    pagination_class = LazyPageNumberPagination
     serializer_class = s.VersionOut
     filter_backends = [DjangoFilterBackend]
     filterset_class = VersionFilter
@@ -138,9 +141,8 @@ class VersionListCreateView(generics.ListAPIView):
         return selectors.version_list(model=_model_or_404(self.kwargs["name"]))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        rows = self.filter_queryset(self.get_queryset()).values(*selectors.VERSION_ROW_FIELDS)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response([s.version_row_out(row) for row in selectors.version_rows(page or [])])
+        page = cast(QuerySet[ModelVersion], self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response([s.version_row_out(row) for row in selectors.version_page_rows(page)])
 
     @extend_schema(
         summary="Upload a version (multipart); its inspection job is queued",

@@ -6,14 +6,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import StringIO
-from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from forge_site.audit import GENESIS_HASH, audit_record, audit_verify_chain, event_hash
+from forge_site.audit import GENESIS_HASH, audit_record, audit_verify_chain, event_hash, hashed_fields
 from forge_site.models import AuditEvent, AuditHead
 from tests.conftest import PASSWORD
 
@@ -64,22 +63,6 @@ def tamperable() -> Iterator[None]:
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def _hash_fields(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "at": event.at,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "object_repr": event.object_repr,
-        "before": event.before,
-        "after": event.after,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
-
-
 @pytest.mark.django_db
 def test_each_event_links_to_the_one_before_it() -> None:
     first, second, third = _record(3)
@@ -94,7 +77,7 @@ def test_each_event_links_to_the_one_before_it() -> None:
 def test_the_hash_covers_every_field_of_the_event() -> None:
     (event,) = _record(1)
     stored = AuditEvent.objects.get(pk=event.pk)
-    fields = _hash_fields(stored)
+    fields = hashed_fields(stored)
     assert event_hash(**fields) == stored.hash
     changes = {
         "seq": 99,
@@ -186,7 +169,7 @@ def test_audit_verify_finds_a_rewritten_event_whose_hash_was_recomputed(seq: int
     """Rewriting an event and its hash breaks the next event's link (or, for the newest, the head)."""
     _record(3)
     event = AuditEvent.objects.get(seq=seq)
-    forged = {**_hash_fields(event), "after": {"n": 0}}
+    forged = {**hashed_fields(event), "after": {"n": 0}}
     with tamperable(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {TABLE} SET after = %s, hash = %s WHERE seq = %s", ['{"n": 0}', event_hash(**forged), seq]

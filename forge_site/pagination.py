@@ -1,0 +1,30 @@
+"""Page-number pagination that hands the view the page as an unevaluated, sliced queryset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import InvalidPage
+from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+
+
+class LazyPageNumberPagination(PageNumberPagination):
+    """Like DRF's PageNumberPagination (same query parameters and response), but `paginate_queryset` returns the
+    page's sliced queryset instead of a list of instances, so a list view can read plain values() rows and use
+    the page as a subquery. The count runs on the queryset as given, so give it one without extra joins."""
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> Any:
+        page_size = self.get_page_size(request)
+        if not page_size:
+            return None
+        paginator = self.django_paginator_class(queryset, page_size)
+        page_number = self.get_page_number(request, paginator)
+        try:
+            self.page = paginator.page(page_number)
+        except InvalidPage as exc:
+            raise NotFound(f"Invalid page {page_number!r}: {exc}") from exc
+        self.request = request
+        return self.page.object_list
