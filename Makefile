@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: install run test lint typecheck check-django pytest clean services-stop
+.PHONY: install run test lint typecheck check-django pytest bench clean services-stop
 
 install:
 	bash scripts/install-system.sh
@@ -45,6 +45,10 @@ pytest:
 	  FORGE_VAR_DIR=$(CURDIR)/var/test-sqlite .venv/bin/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
 test: install lint typecheck check-django pytest
+
+# Speed and memory claims (results and method: docs/performance.md). Not part of `make test`.
+bench: install
+	bash benchmarks/run_all.sh
 
 services-stop:
 	bash scripts/test-services.sh stop

@@ -87,7 +87,9 @@ def model_page_rows(page: QuerySet[RegisteredModel]) -> list[dict[str, Any]]:
         through = RegisteredModel.tags.through.objects.filter(registeredmodel_id__in=ids)
         for model_id, tag_name in through.order_by("tag__name").values_list("registeredmodel_id", "tag__name"):
             tags[model_id].append(tag_name)
-        current = AliasAssignment.objects.filter(model_id__in=ids, ended_at__isnull=True).order_by("alias")
+        current = AliasAssignment.objects.filter(model_id__in=ids, ended_at__isnull=True).order_by(
+            "-alias"
+        )  # champion first
         for model_id, alias, version, started_at in current.values_list(
             "model_id", "alias", "version__version", "started_at"
         ):
