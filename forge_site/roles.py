@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,14 +52,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+def remember_roles(user: Any, group_names: Iterable[str | None]) -> frozenset[str]:
+    """Set the user's roles from group names already loaded (for this request only)."""
+    roles = frozenset(GROUP_ROLES[name] for name in group_names if name in GROUP_ROLES)
+    user._forge_roles = roles
+    return roles
+
+
 def user_roles(user: Any) -> frozenset[str]:
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
     cached = getattr(user, "_forge_roles", None)
     if cached is None:
-        names = user.groups.values_list("name", flat=True)
-        cached = frozenset(GROUP_ROLES[name] for name in names if name in GROUP_ROLES)
-        user._forge_roles = cached
+        cached = remember_roles(user, user.groups.values_list("name", flat=True))
     return cached
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -18,6 +19,7 @@ from rest_framework.request import Request
 
 from forge_site.audit import audit_record
 from forge_site.models import ApiToken
+from forge_site.roles import remember_roles
 
 TOKEN_PREFIX = "forge"
 
@@ -61,7 +63,15 @@ def token_authenticate(plain: str) -> ApiToken:
     parts = plain.split("_")
     if len(parts) < 3 or parts[0] != TOKEN_PREFIX:
         raise exceptions.AuthenticationFailed("Malformed token: expected forge_<prefix>_<secret>.")
-    token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
+    # One query for the token, its user and the user's groups (one row per group): the permission check that
+    # follows then needs no query of its own (roles.user_roles reads what is set on the user here).
+    rows = list(
+        ApiToken.objects.select_related("user")
+        .filter(prefix=parts[1])
+        .annotate(group_name=F("user__groups__name"))
+        .order_by()
+    )
+    token = rows[0] if rows else None
     if token is None or not hmac.compare_digest(token.key_hash, _digest(plain)):
         raise exceptions.AuthenticationFailed("Invalid token.")
     now = timezone.now()
@@ -71,6 +81,7 @@ def token_authenticate(plain: str) -> ApiToken:
         raise exceptions.AuthenticationFailed("This token has expired; create a new one with forge_token.")
     if not token.user.is_active:
         raise exceptions.AuthenticationFailed("This user is inactive.")
+    remember_roles(token.user, [row.group_name for row in rows])  # type: ignore[attr-defined]
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token

@@ -92,3 +92,28 @@ def test_it_refuses_the_token_of_an_inactive_user(engineer) -> None:
 def test_a_token_with_zero_days_never_expires(engineer) -> None:
     token, _plain = token_create(user=engineer, days=0)
     assert token.expires_at is None
+
+
+def test_a_token_carries_exactly_its_users_roles(engineer) -> None:
+    from django.contrib.auth.models import Group, User
+
+    from forge_site.roles import ROLE_GROUPS, Role
+
+    nobody = User.objects.create_user("nobody", password="x-long-password-1")
+    _, nobody_token = token_create(user=nobody)
+    assert _get(nobody_token)[0] == 403  # signed in, but no role may list the registry
+
+    _, token = token_create(user=engineer)
+    upload = "/api/v1/models/"
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.post(upload, {"name": "m1"}, format="json").status_code == 201  # engineer may register
+
+    officer_too = User.objects.create_user("both", password="x-long-password-1")
+    officer_too.groups.add(Group.objects.get_or_create(name=ROLE_GROUPS[Role.OFFICER])[0])
+    officer_too.groups.add(Group.objects.get_or_create(name="Some other team")[0])
+    _, both_token = token_create(user=officer_too)
+    both = APIClient(HTTP_AUTHORIZATION=f"Bearer {both_token}")
+    assert both.get(URL).status_code == 200  # officer may read
+    assert both.post(upload, {"name": "m2"}, format="json").status_code == 403  # but not register
+    officer_too.groups.add(Group.objects.get(name=ROLE_GROUPS[Role.ENGINEER]))
+    assert both.post(upload, {"name": "m2"}, format="json").status_code == 201  # a new role applies at once
