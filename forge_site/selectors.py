@@ -83,10 +83,6 @@ def job_get(*, job_id: Any) -> Job:
     return Job.objects.select_related("created_by").get(pk=job_id)
 
 
-def job_active(*, limit: int = 10) -> list[Job]:
-    return list(Job.objects.filter(status__in=ACTIVE_JOB_STATUSES).order_by("-created_at")[:limit])
-
-
 def job_status_counts() -> dict[str, int]:
     """Jobs per status, every status present (zero when none)."""
     counts = {status: 0 for status in JobStatus.values}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from django import forms
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
@@ -60,6 +61,11 @@ def _version_or_404(name: str, version: str) -> ModelVersion:
         return selectors.version_get(model_name=name, version=version)
     except ModelVersion.DoesNotExist as exc:
         raise Http404(f"{name} has no version {version!r}.") from exc
+
+
+def _show_error(form: forms.Form, exc: services.RegistryError) -> None:
+    """Put a service's refusal on the form field it names, or on the form as a whole."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 def _json_pretty(value: Any) -> str:
@@ -130,7 +136,7 @@ def model_create(request: HttpRequest) -> HttpResponse:
                 tags=data["tags"],
             )
         except services.RegistryError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _show_error(form, exc)
             status = exc.status
         else:
             return redirect("registry:model_detail", name=model.name)
@@ -156,7 +162,7 @@ def model_edit(request: HttpRequest, name: str) -> HttpResponse:
                 tags=data["tags"],
             )
         except services.RegistryError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _show_error(form, exc)
             status = exc.status
         else:
             return redirect("registry:model_detail", name=model.name)
@@ -301,7 +307,7 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
             tags=data["tags"],
         )
     except services.RegistryError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        _show_error(form, exc)
         if _wants_json(request):
             body = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
             return JsonResponse(body, status=exc.status)
