@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from forge_site.models import Job
@@ -26,6 +31,7 @@ MODEL_SORTS = {
 
 # What a row of a model list shows. Lists read plain values, never whole model instances: a 100-row page then
 # costs four queries and a few thousand small objects instead of hundreds of instances with their JSON decoded.
+# In the rows model_page_rows and version_page_rows return, every *_at value is ISO 8601 UTC text (_db_timestamp).
 MODEL_ROW_FIELDS = (
     "pk",
     "name",
@@ -78,39 +84,103 @@ def model_search(
 
 def model_page_rows(page: QuerySet[RegisteredModel]) -> list[dict[str, Any]]:
     """One page of models (a sliced model_search queryset) as MODEL_ROW_FIELDS rows with their tag names and current
-    aliases: three queries, the page itself used as the subquery of the other two (cheaper than an IN list here)."""
-    rows = list(page.values(*MODEL_ROW_FIELDS))
-    ids = page.values("pk")
-    tags: dict[int, list[str]] = {row["pk"]: [] for row in rows}
-    aliases: dict[int, list[dict[str, Any]]] = {row["pk"]: [] for row in rows}
-    if rows:
-        through = RegisteredModel.tags.through.objects.filter(registeredmodel_id__in=ids)
-        for model_id, tag_name in through.order_by("tag__name").values_list("registeredmodel_id", "tag__name"):
-            tags[model_id].append(tag_name)
-        current = AliasAssignment.objects.filter(model_id__in=ids, ended_at__isnull=True).order_by(
-            "-alias"
-        )  # champion first
-        for model_id, alias, version, started_at in current.values_list(
-            "model_id", "alias", "version__version", "started_at"
-        ):
-            aliases[model_id].append({"alias": alias, "version": version, "started_at": started_at})
+    aliases: three queries."""
+    rows = [dict(zip(MODEL_ROW_FIELDS, values, strict=True)) for values in _page_values(page, MODEL_ROW_FIELDS)]
+    if not rows:
+        return rows
+    ids = [row["pk"] for row in rows]
+    tags = _tag_names(page.db, _MODEL_TAGS_SQL, ids)
+    aliases: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}
+    for model_id, alias, version, started_at in _fetch(page.db, _CURRENT_ALIASES_SQL, ids):
+        aliases[model_id].append({"alias": alias, "version": version, "started_at": _db_timestamp(started_at)})
     for row in rows:
-        row["tags"] = tags[row["pk"]]
+        row["created_at"] = _db_timestamp(row["created_at"])
+        row["updated_at"] = _db_timestamp(row["updated_at"])
+        row["latest_version__created_at"] = _db_timestamp(row["latest_version__created_at"])
+        row["tags"] = tags.get(row["pk"], [])
         row["aliases"] = aliases[row["pk"]]
     return rows
 
 
 def version_page_rows(page: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
     """One page of versions (a sliced queryset) as VERSION_ROW_FIELDS rows with their tag names: two queries."""
-    rows = list(page.values(*VERSION_ROW_FIELDS))
-    tags: dict[int, list[str]] = {row["pk"]: [] for row in rows}
-    if rows:
-        through = ModelVersion.tags.through.objects.filter(modelversion_id__in=page.values("pk"))
-        for version_id, tag_name in through.order_by("tag__name").values_list("modelversion_id", "tag__name"):
-            tags[version_id].append(tag_name)
+    rows = [dict(zip(VERSION_ROW_FIELDS, values, strict=True)) for values in _page_values(page, VERSION_ROW_FIELDS)]
+    if not rows:
+        return rows
+    tags = _tag_names(page.db, _VERSION_TAGS_SQL, [row["pk"] for row in rows])
     for row in rows:
-        row["tags"] = tags[row["pk"]]
+        row["input_spec"] = _db_json(row["input_spec"])
+        row["metrics"] = _db_json(row["metrics"])
+        row["created_at"] = _db_timestamp(row["created_at"])
+        row["tags"] = tags.get(row["pk"], [])
     return rows
+
+
+# The list pages read their rows with a plain cursor. Through the ORM, the per-value converters (every datetime
+# made aware, every JSON column decoded through its field), building the rows and compiling the tags and aliases
+# queries cost 2-3x the queries themselves on this hardware (docs/performance.md). The page query is still built and
+# compiled by the ORM, with its filters and ordering; the two queries that complete a page are written here, over
+# the page's ids (one parameter each).
+_MODEL_TAGS_SQL = """
+    SELECT mt.registeredmodel_id, t.name
+    FROM models_registry_registeredmodel_tags mt JOIN models_registry_tag t ON t.id = mt.tag_id
+    WHERE mt.registeredmodel_id IN ({ids})
+    ORDER BY t.name
+"""
+_VERSION_TAGS_SQL = """
+    SELECT vt.modelversion_id, t.name
+    FROM models_registry_modelversion_tags vt JOIN models_registry_tag t ON t.id = vt.tag_id
+    WHERE vt.modelversion_id IN ({ids})
+    ORDER BY t.name
+"""
+_CURRENT_ALIASES_SQL = """
+    SELECT a.model_id, a.alias, v.version, a.started_at
+    FROM models_registry_aliasassignment a JOIN models_registry_modelversion v ON v.id = a.version_id
+    WHERE a.model_id IN ({ids}) AND a.ended_at IS NULL
+    ORDER BY a.alias DESC
+"""  # champion before challenger
+
+
+def _page_values(page: QuerySet[Any], fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of `page.values_list(*fields)` as the database driver returns them (no ORM value converters)."""
+    try:
+        sql, params = page.values_list(*fields).query.get_compiler(using=page.db).as_sql()
+    except EmptyResultSet:  # an empty slice or an impossible filter: the ORM would not query either
+        return []
+    with connections[page.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _fetch(using: str, sql: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    """Run one of the queries above for these primary keys (one parameter each)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), ids)
+        return cursor.fetchall()
+
+
+def _tag_names(using: str, sql: str, ids: list[int]) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    for object_id, name in _fetch(using, sql, ids):
+        names.setdefault(object_id, []).append(name)
+    return names
+
+
+def _db_timestamp(value: datetime | None) -> str | None:
+    """A datetime column as a plain cursor returns it, written as the API writes instants ("2026-01-31T09:05:00Z"):
+    SQLite's value is naive UTC (parsed by the converter Django registers for the column type), PostgreSQL's aware.
+    Page rows carry this text rather than datetimes: making 300-400 datetimes aware and formatting them again cost
+    about 2 ms a page here."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def _db_json(value: Any) -> Any:
+    """A JSON column as a plain cursor returns it: text on SQLite and (as Django configures psycopg) PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def model_list(
@@ -197,3 +267,35 @@ def registry_counts() -> dict[str, int]:
 
 def tag_names() -> list[str]:
     return list(Tag.objects.order_by("name").values_list("name", flat=True))
+
+
+EVALUATION_KINDS = ("parity", "benchmark")
+
+
+def version_evaluations(*, version: ModelVersion, kind: str) -> QuerySet[Job]:
+    """The version's parity or benchmark runs, newest first (with who started them)."""
+    if kind not in EVALUATION_KINDS:
+        raise ValueError(f"kind must be one of {EVALUATION_KINDS}")
+    return version_jobs(version=version).filter(kind=kind).select_related("created_by")
+
+
+def benchmark_runs(*, model: RegisteredModel, job_ids: list[str]) -> list[Job]:
+    """Succeeded benchmark runs of the model's versions, in the order asked for; unknown or foreign ids are left out."""
+    wanted = []
+    for raw in job_ids:
+        try:
+            wanted.append(str(uuid.UUID(str(raw))))
+        except ValueError:
+            continue
+    version_ids = [str(pk) for pk in ModelVersion.objects.filter(model=model).values_list("pk", flat=True)]
+    found = {
+        str(job.pk): job
+        for job in Job.objects.filter(
+            pk__in=wanted,
+            kind="benchmark",
+            status="succeeded",
+            subject_type="models_registry.modelversion",
+            subject_id__in=version_ids,
+        )
+    }
+    return [found[pk] for pk in wanted if pk in found]

@@ -9,7 +9,6 @@ escaped, as Django's own escape does). Only this hot table is built here; every 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC
 from html import escape as _e
 from typing import Any
 from urllib.parse import quote
@@ -42,18 +41,28 @@ def _aliases(aliases: list[dict[str, Any]]) -> str:
         return EMPTY
     return "".join(
         f'<div><span class="alias alias-{_e(a["alias"])}" title="since '
-        f'{a["started_at"].astimezone(UTC):%Y-%m-%d %H:%M}">{_e(a["alias"])}</span> '
+        f'{_day(a["started_at"])} {_minute(a["started_at"])}">{_e(a["alias"])}</span> '
         f'<span class="mono small">{_e(a["version"])}</span></div>'
         for a in aliases
     )
 
 
+# The rows' instants are ISO 8601 UTC text ("2026-01-31T09:05:00.123456Z", see selectors._db_timestamp): the day and
+# the minute are slices of it.
+def _day(instant: str) -> str:
+    return instant[:10]
+
+
+def _minute(instant: str) -> str:
+    return instant[11:16]
+
+
 def model_table_rows(rows: Iterable[dict[str, Any]], *, model_url: str, version_url: str) -> SafeString:
-    """`<tr>`s for selectors.model_rows rows. URLs are patterns with __name__/__version__ placeholders (names and
+    """`<tr>`s for selectors.model_page_rows rows. URLs are patterns with __name__/__version__ placeholders (names and
     versions are URL-safe by validation, and escaped here all the same)."""
     html = []
     for row in rows:
-        updated = row["updated_at"].astimezone(UTC)
+        updated = row["updated_at"]
         name = _e(row["name"])
         description = _e(row["description"])
         tier = _e(row["risk_tier"])
@@ -67,7 +76,7 @@ def model_table_rows(rows: Iterable[dict[str, Any]], *, model_url: str, version_
             f'<td class="nowrap">{_aliases(row["aliases"])}</td>'
             f'<td class="num">{int(row["version_count"])}</td>'
             f'<td class="hide-sm small">{_e(row["owner__username"] or "—")}</td>'
-            f'<td class="nowrap small" title="{updated.isoformat()}">{updated:%Y-%m-%d}'
-            f'<div class="faint">{updated:%H:%M}</div></td></tr>'
+            f'<td class="nowrap small" title="{updated[:-1]}+00:00">{_day(updated)}'
+            f'<div class="faint">{_minute(updated)}</div></td></tr>'
         )
     return mark_safe("\n".join(html))  # noqa: S308  (every database value above went through _e)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -19,7 +19,20 @@ class StableOrderingFilter(django_filters.OrderingFilter):
         return qs.order_by(*[self.get_ordering_value(param) for param in value], "pk")
 
 
-class ModelFilter(django_filters.FilterSet):
+class CachedFormFilterSet(django_filters.FilterSet):
+    """Builds its form class once per filter class instead of once per request (no field here depends on the
+    request); django-filter otherwise deep-copies every filter on each list request."""
+
+    _form_classes: ClassVar[dict[type, type]] = {}
+
+    def get_form_class(self) -> Any:
+        cls = type(self)
+        if cls not in self._form_classes:
+            self._form_classes[cls] = super().get_form_class()
+        return self._form_classes[cls]
+
+
+class ModelFilter(CachedFormFilterSet):
     search = django_filters.CharFilter(method="filter_search", help_text="in the name or the description")
     tag = django_filters.CharFilter(method="filter_tag", help_text="models carrying this tag")
     risk_tier = django_filters.ChoiceFilter(choices=RiskTier.choices)
@@ -54,7 +67,7 @@ class ModelFilter(django_filters.FilterSet):
         return qs.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), status=value)))
 
 
-class VersionFilter(django_filters.FilterSet):
+class VersionFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
     tag = django_filters.CharFilter(method="filter_tag", help_text="versions carrying this tag")
 

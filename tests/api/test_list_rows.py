@@ -1,0 +1,97 @@
+"""The API lists read their rows with plain SQL (selectors.model_page_rows, version_page_rows) while the detail
+endpoints go through the serializers: a row of a list must say exactly what the detail says, on either database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, Tag
+
+pytestmark = pytest.mark.django_db
+
+ON_THE_SECOND = datetime(2026, 1, 31, 9, 5, tzinfo=UTC)  # no microseconds: DRF writes no fraction then
+
+
+def _aliases_by_name(body: dict) -> dict:
+    """The list shows champion first; the detail keeps the order the aliases were assigned in."""
+    return {**body, "aliases": sorted(body["aliases"], key=lambda alias: alias["alias"])}
+
+
+def test_each_row_of_the_models_list_is_that_models_detail(api_as, officer, engineer):
+    whole = RegisteredModel.objects.create(
+        name="whole", owner=engineer, description='Scores <loans> & "more".', intended_use="Pre-screening."
+    )
+    whole.tags.set([Tag.objects.create(name="zeta"), Tag.objects.create(name="alpha")])
+    first = ModelVersion.objects.create(model=whole, version="1", artifact="x", sha256="1" * 64, size=1, status="ready")
+    second = ModelVersion.objects.create(model=whole, version="2", artifact="x", sha256="2" * 64, size=1)
+    AliasAssignment.objects.create(
+        model=whole,
+        alias="champion",
+        version=second,
+        started_at=ON_THE_SECOND - timedelta(days=3),
+        ended_at=ON_THE_SECOND,
+    )
+    AliasAssignment.objects.create(model=whole, alias="champion", version=first, started_at=ON_THE_SECOND)
+    AliasAssignment.objects.create(
+        model=whole, alias="challenger", version=second, started_at=ON_THE_SECOND + timedelta(microseconds=5)
+    )
+    RegisteredModel.objects.filter(pk=whole.pk).update(version_count=2, latest_version=second, updated_at=ON_THE_SECOND)
+    RegisteredModel.objects.create(name="bare")  # no owner, tags, versions or aliases
+    client = api_as(officer)
+
+    rows = client.get("/api/v1/models/").json()["results"]
+
+    assert [row["name"] for row in rows] == ["bare", "whole"]
+    for row in rows:
+        assert _aliases_by_name(row) == _aliases_by_name(client.get(f"/api/v1/models/{row['name']}/").json())
+    listed = rows[1]
+    assert listed["tags"] == ["alpha", "zeta"]
+    assert listed["aliases"] == [
+        {"alias": "champion", "version": "1", "started_at": "2026-01-31T09:05:00Z"},
+        {"alias": "challenger", "version": "2", "started_at": "2026-01-31T09:05:00.000005Z"},
+    ]
+    assert listed["updated_at"] == "2026-01-31T09:05:00Z"
+    assert rows[0]["owner"] is None and rows[0]["latest_version"] is None and rows[0]["aliases"] == []
+
+
+def test_each_row_of_the_versions_list_is_that_versions_detail(api_as, officer, engineer):
+    model = RegisteredModel.objects.create(name="credit-risk", owner=engineer)
+    parent = ModelVersion.objects.create(
+        model=model,
+        version="1",
+        artifact="x",
+        sha256="1" * 64,
+        size=10,
+        created_by=engineer,
+        status="rejected",
+        reason="The forward pass failed.",
+        input_spec={"inputs": [{"name": "x", "shape": [None, 32], "dtype": "float32"}]},
+    )
+    child = ModelVersion.objects.create(
+        model=model,
+        version="2",
+        artifact="x",
+        sha256="2" * 64,
+        size=2**40,
+        parent=parent,
+        metrics={"auc": 0.91},
+        source_commit="abc123",
+        training_data="s3://data/v2",
+        original_filename="model.pt",
+        inspection={"big": "x"},
+    )
+    child.tags.set([Tag.objects.create(name="candidate"), Tag.objects.create(name="baseline")])
+    ModelVersion.objects.filter(pk=parent.pk).update(created_at=ON_THE_SECOND)
+    client = api_as(officer)
+
+    rows = client.get("/api/v1/models/credit-risk/versions/").json()["results"]
+
+    assert [row["version"] for row in rows] == ["2", "1"]
+    for row in rows:
+        detail = client.get(f"/api/v1/models/credit-risk/versions/{row['version']}/").json()
+        assert row == {key: detail[key] for key in row}
+    assert rows[0]["tags"] == ["baseline", "candidate"] and rows[0]["lineage"]["parent_version"] == "1"
+    assert rows[0]["size"] == 2**40 and rows[0]["metrics"] == {"auc": 0.91}
+    assert rows[1]["created_at"] == "2026-01-31T09:05:00Z" and rows[1]["input_spec"]["inputs"][0]["shape"] == [None, 32]
