@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark of issue 2 and prints one table. Results: var/bench/results/*.json.
+# Runs every benchmark of issues 2 and 3 and prints one table. Results: var/bench/results/*.json.
 #   bash benchmarks/run_all.sh            # the numbers in docs/performance.md
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke run: 64 MiB upload, 40 requests
 # Needs: .venv (make install), curl, a Redis on 127.0.0.1:6399 (scripts/test-services.sh starts one).
@@ -17,6 +17,12 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load 
 $PY benchmarks/upload_memory.py "${UPLOAD_ARGS[@]}"
 $PY benchmarks/registry_list.py "${REQ_ARGS[@]}"
 $PY benchmarks/mlflow_anchor.py --install "${REQ_ARGS[@]}"
+# issue 3: measurement accuracy, parity cost, governance overhead (in-process, one thread; no services needed)
+if [ "${QUICK:-}" = 1 ]; then ACC_ARGS=(--rounds 2); PAR_ARGS=(--repeats 5); GOV_ARGS=(--repeats 60)
+else ACC_ARGS=(--rounds 5); PAR_ARGS=(--repeats 15); GOV_ARGS=(--repeats 200); fi
+$PY benchmarks/benchmark_accuracy.py --threads 1 "${ACC_ARGS[@]}"
+$PY benchmarks/parity_cost.py --threads 1 "${PAR_ARGS[@]}"
+$PY benchmarks/governance_overhead.py --threads 1 "${GOV_ARGS[@]}"
 echo
 echo "== summary"
 $PY benchmarks/summary.py

@@ -26,6 +26,10 @@ class JobError(Exception):
     """A failure whose message is meant for the person who started the job."""
 
 
+class JobTimedOut(JobError):
+    """The job's own deadline passed (e.g. a model that never returns); the job ends `timed_out` with this message."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job when someone asked for it to stop."""
 
@@ -87,6 +91,14 @@ class JobContext:
             raise JobCancelled("the job is no longer running")
         self.job.progress, self.job.message = percent, message
 
+    def cancelled(self) -> bool:
+        """Whether someone cancelled the job (a cheap check that does not touch the heartbeat)."""
+        return Job.objects.filter(pk=self.job.pk, status=JobStatus.CANCELLED).exists()
+
+    def note_cancelled(self, message: str, result: dict[str, Any] | None = None) -> None:
+        """Say where a cancelled job stopped (and keep what it had measured so far)."""
+        Job.objects.filter(pk=self.job.pk, status=JobStatus.CANCELLED).update(message=message[:255], result=result)
+
     def set_device(self, device: str) -> None:
         Job.objects.filter(pk=self.job.pk).update(device=device)
         self.job.device = device
@@ -129,6 +141,8 @@ def job_run(
         )
     except JobCancelled:
         return Job.objects.get(pk=job.pk)
+    except JobTimedOut as exc:
+        return _finish(job, JobStatus.TIMED_OUT, error=str(exc), hook=on_failure)
     except JobError as exc:
         return _finish(job, JobStatus.FAILED, error=str(exc), hook=on_failure)
     except Exception as exc:

@@ -177,6 +177,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FORGE_INSPECT_TIMEOUT_S = env_int("FORGE_INSPECT_TIMEOUT_S", 120)
 FORGE_INSPECT_MEMORY_BYTES = env_int("FORGE_INSPECT_MEMORY_BYTES", 8 * 1024**3)
 
+# Parity and benchmark jobs: a persistent sandbox process per worker process holds loaded artifacts (LRU by SHA-256).
+FORGE_EVAL_TIME_LIMIT_S = env_int("FORGE_EVAL_TIME_LIMIT_S", 900)  # default deadline of one run
+FORGE_EVAL_MAX_TIME_LIMIT_S = env_int("FORGE_EVAL_MAX_TIME_LIMIT_S", 3600)  # the most a request may ask for
+FORGE_MODEL_CACHE_ENTRIES = env_int("FORGE_MODEL_CACHE_ENTRIES", 4)
+FORGE_SANDBOX_MEMORY_BYTES = env_int("FORGE_SANDBOX_MEMORY_BYTES", 16 * 1024**3)  # CPU-only hosts; 0 = no limit
+
 # Celery: Redis is the broker only; the database holds every job's state.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL

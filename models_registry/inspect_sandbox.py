@@ -23,26 +23,10 @@ class Rejected(Exception):
     pass
 
 
-def _torch_dtype(torch: Any, name: str) -> Any:
-    return getattr(torch, name)
-
-
 def build_inputs(torch: Any, decls: list[InputDecl], *, seed: int = 0, batch: int = DRY_RUN_BATCH) -> list[Any]:
-    generator = torch.Generator().manual_seed(seed)
-    tensors = []
-    for decl in decls:
-        shape = [batch if dim is None else dim for dim in decl.shape]
-        dtype = _torch_dtype(torch, decl.dtype)
-        if decl.dtype == "bool":
-            tensor = torch.randint(0, 2, shape, generator=generator).bool()
-        elif dtype.is_floating_point:
-            tensor = torch.randn(shape, generator=generator, dtype=torch.float32).to(dtype)
-        else:
-            low = 0 if decl.low is None else decl.low
-            high = 2 if decl.high is None else decl.high
-            tensor = torch.randint(low, high, shape, generator=generator, dtype=torch.int64).to(dtype)
-        tensors.append(tensor)
-    return tensors
+    from models_registry.parity import random_inputs  # imports torch: only after the archive check
+
+    return random_inputs(decls, batch, torch.Generator().manual_seed(seed))
 
 
 def load_sample_inputs(torch: Any, path: str, decls: list[InputDecl] | None) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Registry tasks (queue "gpu"): thin wrappers that load ids and call services."""
+"""Registry tasks (queue "gpu"): thin wrappers that load ids and call services (inspect, parity, benchmark)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.conf import settings
 from forge_site.jobs import JobContext, JobError, JobTask, job_run
 from forge_site.models import Job
 from models_registry.artifacts import artifact_local_copy
+from models_registry.evaluation import benchmark_execute, parity_execute
 from models_registry.inspection import run_inspection
 from models_registry.models import ModelVersion
 from models_registry.services import version_record_inspection
@@ -63,3 +64,33 @@ def inspect_version_now(job_id: str) -> Job | None:
             )
 
     return job_run(job_id=job_id, work=work, on_success=record, on_failure=record)
+
+
+# The run's own deadline (job params, at most FORGE_EVAL_MAX_TIME_LIMIT_S) is enforced by the sandbox; the task
+# limits only catch a parent that is stuck itself.
+_EVAL_SOFT_LIMIT = int(settings.FORGE_EVAL_MAX_TIME_LIMIT_S) + 120
+_EVAL_HARD_LIMIT = int(settings.FORGE_EVAL_MAX_TIME_LIMIT_S) + 180
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="models_registry.run_parity",
+    queue="gpu",
+    soft_time_limit=_EVAL_SOFT_LIMIT,
+    time_limit=_EVAL_HARD_LIMIT,
+)
+def run_parity(self: Any, job_id: str) -> None:
+    job_run(job_id=job_id, work=parity_execute)
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="models_registry.run_benchmark",
+    queue="gpu",
+    soft_time_limit=_EVAL_SOFT_LIMIT,
+    time_limit=_EVAL_HARD_LIMIT,
+)
+def run_benchmark(self: Any, job_id: str) -> None:
+    job_run(job_id=job_id, work=benchmark_execute)

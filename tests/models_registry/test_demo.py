@@ -85,6 +85,20 @@ def test_the_demo_seeds_inspected_models_and_a_second_run_changes_nothing(
     assert alias_holder_at(model=credit, alias="champion", at=now - timedelta(days=60)) is None
     assert AliasAssignment.objects.filter(model=credit).count() == 4
 
+    # Evidence: parity runs (ONNX export passes, the retrained version differs from 1.0.0) and benchmarks.
+    assert retrained.onnx and versions["credit-risk:1.0.0"].onnx
+    runs = Job.objects.filter(kind__in=["parity", "benchmark"])
+    assert {job.status for job in runs} == {JobStatus.SUCCEEDED}
+    parity = {
+        job.params["reference"]["kind"]: job.result for job in runs.filter(subject_id=str(retrained.pk), kind="parity")
+    }
+    assert parity["onnx"]["passed"] is True and parity["version"]["passed"] is False
+    assert parity["version"]["outputs"][0]["argmax_agreement"] < 1
+    benchmarked = {job.subject_label for job in runs.filter(kind="benchmark")}
+    assert benchmarked == {"credit-risk:1.0.0", "credit-risk:1.1.0"}
+    fraud = runs.get(subject_id=str(versions["fraud-gate:0.9.0"].pk))
+    assert fraud.result["reference"]["dtype"] == "bfloat16" and len(fraud.result["outputs"]) == 2
+
     assert {u: set(user_roles(User.objects.get(username=u))) for u in ("erin", "mo", "olga")} == {
         "erin": {"engineer"},
         "mo": {"manager"},

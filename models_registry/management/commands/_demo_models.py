@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,25 @@ class Built:
 
     data: bytes
     metrics: dict[str, Any] = field(default_factory=dict)
+    onnx: bytes | None = None
+
+
+def onnx_bytes(module: nn.Module, example: tuple[torch.Tensor, ...], input_names: list[str]) -> bytes:
+    """The same module exported to ONNX (the TorchScript-based exporter: fast, no onnxscript needed)."""
+    buffer = io.BytesIO()
+    axes = {name: {0: "batch"} for name in [*input_names, "output"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            example,
+            buffer,  # type: ignore[arg-type]  # a file object works; the stubs name only paths
+            dynamo=False,
+            input_names=input_names,
+            output_names=["output"],
+            dynamic_axes=axes,
+        )
+    return buffer.getvalue()
 
 
 def torchscript_bytes(module: nn.Module) -> bytes:
@@ -150,10 +170,15 @@ def build_credit_versions() -> dict[str, Built]:
         model = CreditMLP()
         x1, y1 = _credit_data(seed=1, rows=4000)
         _train(model, x1, y1, steps=15, seed=1)
-        first = Built(torchscript_bytes(model), _credit_metrics(model, rows=len(y1)))
+        example = (torch.randn(2, CREDIT_FEATURES),)
+        first = Built(torchscript_bytes(model), _credit_metrics(model, rows=len(y1)), onnx_bytes(model, example, ["x"]))
         x2, y2 = _credit_data(seed=2, rows=8000)
         _train(model, torch.cat([x1, x2]), torch.cat([y1, y2]), steps=35, seed=2)
-        second = Built(torchscript_bytes(model), _credit_metrics(model, rows=len(y1) + len(y2)))
+        second = Built(
+            torchscript_bytes(model),
+            _credit_metrics(model, rows=len(y1) + len(y2)),
+            onnx_bytes(model, example, ["x"]),
+        )
     finally:
         torch.set_num_threads(threads)
     return {"1.0.0": first, "1.1.0": second}

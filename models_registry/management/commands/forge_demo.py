@@ -1,7 +1,8 @@
-"""`manage.py forge_demo`: demo users, four real TorchScript models, inspected, with an alias history.
+"""`manage.py forge_demo`: demo users, four real TorchScript models, inspected, with aliases and evidence.
 
-Idempotent: whatever already exists is left as it is, so a second run changes nothing. The inspections run
-in this process through the job machinery (`inspect_version_now`), so the demo needs neither Redis nor a worker.
+Idempotent: whatever already exists is left as it is, so a second run changes nothing. The inspections,
+parity runs and benchmarks run in this process through the job machinery (the job bodies the workers use), so
+the demo needs neither Redis nor a worker.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class DemoModel:
     versions: tuple[DemoVersion, ...]
     # (alias, version, days ago, reason), applied in order with alias_set(at=...)
     aliases: tuple[tuple[str, str, int, str], ...] = ()
+    # parity and benchmark runs to record, as (kind, version, request); run in this process like the inspections
+    evidence: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     builders: dict[str, Callable[[], Built]] = field(default_factory=dict, compare=False)
 
 
@@ -81,6 +84,17 @@ ROUTER_SPEC = {
         {"name": "tokens", "shape": [None, 16], "dtype": "int64", "range": [0, 1000]},
         {"name": "account", "shape": [None, 4], "dtype": "float32"},
     ]
+}
+
+
+# Short windows: the demo shows what a benchmark records without making `make run` wait long.
+DEMO_BENCHMARK: dict[str, Any] = {
+    "batch_sizes": [1, 16, 128],
+    "device": "cpu",
+    "threads": 1,  # a small machine's cores are shared with the web server and the other worker
+    "warmup": 5,
+    "window_ms": 100,
+    "time_cap_s": 3,
 }
 
 
@@ -137,6 +151,12 @@ def demo_models() -> list[DemoModel]:
                 ("challenger", "1.0.0", 3, "Kept as fallback after the promotion of 1.1.0."),
             ),
             builders={"1.0.0": credit_version("1.0.0"), "1.1.0": credit_version("1.1.0")},
+            evidence=(
+                ("parity", "1.1.0", {"reference": {"kind": "onnx"}, "samples": 4096, "batch_size": 256}),
+                ("parity", "1.1.0", {"reference": {"kind": "version", "version": "1.0.0"}, "samples": 2048}),
+                ("benchmark", "1.0.0", DEMO_BENCHMARK),
+                ("benchmark", "1.1.0", DEMO_BENCHMARK),
+            ),
         ),
         DemoModel(
             name="digits-cnn",
@@ -177,6 +197,7 @@ def demo_models() -> list[DemoModel]:
                 ),
             ),
             builders={"0.9.0": lambda: dm.build_untrained(dm.FraudGate(), seed=13)},
+            evidence=(("parity", "0.9.0", {"reference": {"kind": "device", "device": "cpu", "dtype": "bfloat16"}}),),
         ),
         DemoModel(
             name="ticket-router",
@@ -288,7 +309,39 @@ class Command(BaseCommand):
                 failures.append(f"{spec.name} {demo_version.version}: {version.status} {version.reason}")
         if not AliasAssignment.objects.filter(model=model).exists():
             self.seed_aliases(model, spec, users)
+        for kind, version_string, request in spec.evidence:
+            version = ModelVersion.objects.get(model=model, version=version_string)
+            if version.status == VersionStatus.READY:
+                self.seed_evidence(version, kind, request, owner)
         return failures
+
+    def seed_evidence(self, version: ModelVersion, kind: str, request: dict[str, Any], actor: User) -> None:
+        """Run a parity or benchmark request in this process, unless the version already has one like it."""
+        from forge_site.jobs import job_run
+        from models_registry.evaluation import benchmark_execute, parity_execute
+        from models_registry.selectors import version_evaluations
+        from models_registry.services import benchmark_start, parity_start
+
+        label = f"{version.model.name} {version.version}"
+        existing = version_evaluations(version=version, kind=kind)
+        if kind == "parity":
+            existing = existing.filter(params__reference__kind=request["reference"]["kind"])
+        if existing.filter(status=JobStatus.SUCCEEDED).exists():
+            return
+        started = time.perf_counter()
+        # As with inspections: the run finishes inside the transaction, so the on-commit enqueue sends nothing.
+        with transaction.atomic():
+            if kind == "parity":
+                job = parity_start(version=version, actor=actor, **request)
+                finished = job_run(job_id=str(job.pk), work=parity_execute)
+            else:
+                job = benchmark_start(version=version, actor=actor, **request)
+                finished = job_run(job_id=str(job.pk), work=benchmark_execute)
+        result = (finished.result or {}) if finished else {}
+        outcome = result.get("summary") if kind == "parity" else finished.status if finished else "not run"
+        self.stdout.write(f"{kind} {label}: {outcome} ({time.perf_counter() - started:.1f} s)")
+        if finished is not None and finished.status != JobStatus.SUCCEEDED:
+            self.stderr.write(f"{kind} of {label} {finished.status}: {finished.error}")
 
     def seed_version(self, model: RegisteredModel, spec: DemoModel, demo: DemoVersion, owner: User) -> ModelVersion:
         label = f"{spec.name} {demo.version}"
@@ -301,6 +354,7 @@ class Command(BaseCommand):
         built = spec.builders[demo.version]()
         started = time.perf_counter()
         upload = upload_from_bytes(f"{spec.name}-{demo.version}.pt", built.data)
+        onnx = upload_from_bytes(f"{spec.name}-{demo.version}.onnx", built.onnx) if built.onnx else None
         try:
             # One transaction around upload and inspection: when it commits, the inspection job is already
             # finished, so the on-commit enqueue finds nothing to send and the demo never needs the broker.
@@ -311,6 +365,7 @@ class Command(BaseCommand):
                     artifact=upload,
                     created_by=owner,
                     input_spec=demo.input_spec,
+                    onnx=onnx,
                     source_commit=demo.source_commit,
                     training_data=demo.training_data,
                     parent_version=demo.parent,
@@ -324,6 +379,8 @@ class Command(BaseCommand):
                 self.inspect_queued(version, label)
         finally:
             upload.close()
+            if onnx is not None:
+                onnx.close()
         version.refresh_from_db()
         inspection = version.inspection or {}
         self.stdout.write(

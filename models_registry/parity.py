@@ -1,0 +1,689 @@
+"""Parity between a candidate and a reference on the same inputs: per-output error statistics, streamed over batches.
+
+Pure module (no Django, no Celery). Outputs are compared leaf by leaf (tuples, lists and dicts are walked) with
+the closeness rule of `torch.testing.assert_close`: an element is out of tolerance when |a - b| > atol + rtol * |b|,
+b being the reference. Batches are buffered and compared in vectorised chunks accumulated in float64, so the
+comparison costs little next to the two forward passes and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from models_registry.input_spec import InputDecl
+
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-7),
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+PRECISION_ORDER = ("bfloat16", "float16", "float32", "float64")  # lowest precision first
+HISTOGRAM_LOW = -12.0
+HISTOGRAM_HIGH = 2.0
+HISTOGRAM_STEP = 0.25
+HISTOGRAM_BINS = round((HISTOGRAM_HIGH - HISTOGRAM_LOW) / HISTOGRAM_STEP)
+HISTOGRAM_EDGES = [HISTOGRAM_LOW + i * HISTOGRAM_STEP for i in range(HISTOGRAM_BINS + 1)]
+HISTOGRAM_KEY_SHIFT = 52 - 8  # float64 bits kept as the lookup key: sign, exponent, 8 mantissa bits
+WORST_ROW_VALUES = 8
+CHUNK_ELEMENTS = 1 << 20  # per output and side: compare once this many elements are buffered
+MAX_SUMMARY_FAILURES = 3
+NARROW_COLUMNS = 32
+GENERATION_BLOCK_ELEMENTS = 1 << 22  # input elements drawn at once by spec_batches
+BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
+BLOCK_MAX_BATCHES = 64
+BLOCK_MAX_INPUT_BYTES = 64 * 1024**2
+
+_KIND_NAMES = {"f": "floating point", "i": "integer", "u": "integer", "b": "bool"}
+
+
+class ParityError(Exception):
+    """The two sides' outputs do not have the same structure (count, shape, dtype kind); names the output."""
+
+
+class ParityCancelled(Exception):
+    """The run was cancelled between batches."""
+
+    def __init__(self, message: str, *, done: int = 0, total: int = 0) -> None:
+        super().__init__(message)
+        self.done = done
+        self.total = total
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def random_inputs(decls: list[InputDecl], batch: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One batch from the input spec: floats ~ N(0, 1); integers in [low, high) (default [0, 2)); bools 0/1."""
+    tensors = []
+    for decl in decls:
+        shape = [batch if dim is None else dim for dim in decl.shape]
+        dtype: torch.dtype = getattr(torch, decl.dtype)
+        if decl.dtype == "bool":
+            tensor = torch.randint(0, 2, shape, generator=generator).bool()
+        elif dtype.is_floating_point:
+            tensor = torch.randn(shape, generator=generator, dtype=torch.float32).to(dtype)
+        else:
+            low = 0 if decl.low is None else decl.low
+            high = 2 if decl.high is None else decl.high
+            tensor = torch.randint(low, high, shape, generator=generator, dtype=torch.int64).to(dtype)
+        tensors.append(tensor)
+    return tensors
+
+
+def batch_count(samples: int, batch_size: int) -> int:
+    return -(-samples // batch_size) if samples > 0 else 0
+
+
+def spec_batches(decls: list[InputDecl], *, samples: int, batch_size: int, seed: int) -> Iterator[list[torch.Tensor]]:
+    """Seeded batches from the input spec; the same (seed, batch_size, samples) gives the same tensors.
+
+    When only the leading axis is free, rows are drawn for many batches at once and sliced, which is several
+    times cheaper than one draw per small batch.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    generator = torch.Generator().manual_seed(seed)
+    sliceable = all(decl.shape and decl.shape[0] is None and None not in decl.shape[1:] for decl in decls)
+    if not sliceable:
+        for start in range(0, samples, batch_size):
+            yield random_inputs(decls, min(batch_size, samples - start), generator)
+        return
+    row_elements = max(1, sum(math.prod(d for d in decl.shape[1:] if d is not None) for decl in decls))
+    block_rows = max(1, GENERATION_BLOCK_ELEMENTS // row_elements // batch_size) * batch_size
+    for block_start in range(0, samples, block_rows):
+        rows = min(block_rows, samples - block_start)
+        block = random_inputs(decls, rows, generator)
+        for start in range(0, rows, batch_size):
+            yield [tensor[start : start + batch_size] for tensor in block]
+
+
+def array_batches(arrays: list[np.ndarray], *, samples: int, batch_size: int) -> Iterator[list[torch.Tensor]]:
+    """Batches of uploaded sample inputs (rows along the first axis); `samples` is capped at the rows available."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if not arrays:
+        raise ParityError("The sample inputs hold no arrays.")
+    for index, array in enumerate(arrays):
+        if array.ndim == 0:
+            raise ParityError(f"Sample input array {index} is a scalar; each array needs a leading sample axis.")
+    total = min(samples, *(array.shape[0] for array in arrays))
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        yield [torch.from_numpy(np.ascontiguousarray(array[start:stop])) for array in arrays]
+
+
+def available_rows(arrays: list[np.ndarray]) -> int:
+    return min(array.shape[0] for array in arrays) if arrays else 0
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def flatten_output(value: Any, path: str = "output") -> list[tuple[str, Any]]:
+    """Leaves of a model output with their paths: tensors and arrays; tuples/lists/dicts walked in order."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return [(path, value)]
+    if isinstance(value, tuple | list):
+        leaves: list[tuple[str, Any]] = []
+        for index, item in enumerate(value):
+            leaves.extend(flatten_output(item, f"{path}[{index}]"))
+        return leaves
+    if isinstance(value, dict):
+        leaves = []
+        for key, item in value.items():
+            leaves.extend(flatten_output(item, f"{path}[{key!r}]"))
+        return leaves
+    if isinstance(value, bool | int | float | np.generic):
+        return [(path, np.asarray(value))]
+    if value is None:
+        return [(path, None)]
+    raise ParityError(f"Output {path} is a {type(value).__name__}, which cannot be compared; return tensors.")
+
+
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+def _as_array(value: Any) -> tuple[np.ndarray, str]:
+    """A CPU numpy view of a leaf and the name of its original dtype (bfloat16 is widened to float32)."""
+    if isinstance(value, torch.Tensor):
+        name = _dtype_name(value.dtype)
+        tensor = value.detach() if value.requires_grad else value
+        if tensor.dtype is torch.bfloat16:
+            tensor = tensor.float()
+        if not tensor.is_cpu:
+            tensor = tensor.cpu()
+        return tensor.numpy(), name
+    array = np.asarray(value)
+    return array, _dtype_name(array.dtype)
+
+
+def _kind(array: np.ndarray) -> str:
+    return array.dtype.kind if array.dtype.kind != "u" else "i"
+
+
+def _check_kinds(path: str, cand: np.ndarray, cand_dtype: str, ref: np.ndarray, ref_dtype: str) -> None:
+    for array, dtype, side in ((cand, cand_dtype, "candidate"), (ref, ref_dtype, "reference")):
+        if array.dtype.kind not in _KIND_NAMES:
+            raise ParityError(f"Output {path} has dtype {dtype} in the {side}, which cannot be compared.")
+    if _kind(cand) != _kind(ref):
+        raise ParityError(
+            f"Output {path} is {cand_dtype} ({_KIND_NAMES[cand.dtype.kind]}) in the candidate but "
+            f"{ref_dtype} ({_KIND_NAMES[ref.dtype.kind]}) in the reference, shape {list(cand.shape)}."
+        )
+
+
+def tolerance_for(dtypes: Iterable[str], *, rtol: float | None, atol: float | None) -> tuple[float, float, str, str]:
+    """(rtol, atol, dtype, source): the defaults of the lowest-precision float dtype, or the overrides."""
+    names = list(dtypes)
+    floats = [name for name in names if name in DEFAULT_TOLERANCES]
+    if not floats:
+        return 0.0, 0.0, names[0] if names else "none", "exact"
+    lowest = min(floats, key=PRECISION_ORDER.index)
+    default_rtol, default_atol = DEFAULT_TOLERANCES[lowest]
+    source = "default" if rtol is None and atol is None else "override"
+    return (
+        default_rtol if rtol is None else float(rtol),
+        default_atol if atol is None else float(atol),
+        lowest,
+        source,
+    )
+
+
+def _row_max(matrix: np.ndarray) -> np.ndarray:
+    """Max of each row; numpy's axis=1 reduction is slow for the narrow rows of classifier outputs."""
+    if matrix.shape[1] > NARROW_COLUMNS:
+        return matrix.max(axis=1)
+    best = matrix[:, 0].copy()
+    for column in range(1, matrix.shape[1]):
+        np.maximum(best, matrix[:, column], out=best)
+    return best
+
+
+def _row_argmax(matrix: np.ndarray) -> np.ndarray:
+    """np.argmax(axis=1) (first index of the maximum), column by column for narrow rows."""
+    if matrix.shape[1] > NARROW_COLUMNS:
+        return matrix.argmax(axis=1)
+    if matrix.shape[1] == 2:  # binary classifiers: column 1 wins only when strictly greater
+        return (matrix[:, 1] > matrix[:, 0]).view(np.int8)
+    best = matrix[:, 0].copy()
+    index = np.zeros(matrix.shape[0], dtype=np.int64)
+    for column in range(1, matrix.shape[1]):
+        values = matrix[:, column]
+        index = np.where(values > best, column, index)
+        np.maximum(best, values, out=best)
+    return index
+
+
+def _histogram_table() -> tuple[int, np.ndarray, np.ndarray]:
+    """Lookup tables that bin a positive float64 by the top bits of its representation instead of a log10.
+
+    Keys are the exponent and 8 leading mantissa bits: each key spans a factor of at most 2**(1/256), far less than
+    a bin's 10**0.25, so it holds at most one bin edge, which one comparison with the exact edge settles.
+    """
+    low_key = int(np.array([10.0**HISTOGRAM_LOW / 2], dtype=np.float64).view(np.int64)[0]) >> HISTOGRAM_KEY_SHIFT
+    high_key = int(np.array([10.0**HISTOGRAM_HIGH * 2], dtype=np.float64).view(np.int64)[0]) >> HISTOGRAM_KEY_SHIFT
+    keys = np.arange(low_key, high_key + 1, dtype=np.int64)
+    starts = (keys << HISTOGRAM_KEY_SHIFT).view(np.float64)
+    key_bins = np.floor((np.log10(starts) - HISTOGRAM_LOW) / HISTOGRAM_STEP).astype(np.int64)
+    np.clip(key_bins, 0, HISTOGRAM_BINS - 1, out=key_bins)
+    upper_edges = np.append(10.0 ** np.array(HISTOGRAM_EDGES[1:-1]), [np.inf, np.inf])
+    return low_key, key_bins, upper_edges
+
+
+def log10_bins(values: np.ndarray) -> np.ndarray:
+    """For positive finite float64 values: floor((log10(v) - HISTOGRAM_LOW) / HISTOGRAM_STEP), clipped to the bins."""
+    keys = (values.view(np.int64) >> HISTOGRAM_KEY_SHIFT) - _HIST_LOW_KEY
+    np.clip(keys, 0, len(_HIST_KEY_BINS) - 1, out=keys)
+    bins = np.take(_HIST_KEY_BINS, keys)
+    bins += values >= _HIST_UPPER[bins]
+    return bins
+
+
+_HIST_LOW_KEY, _HIST_KEY_BINS, _HIST_UPPER = _histogram_table()
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _values(row: np.ndarray) -> list[float | int | bool | None]:
+    out: list[float | int | bool | None] = []
+    for item in row[:WORST_ROW_VALUES].tolist():
+        out.append(item if not isinstance(item, float) or math.isfinite(item) else None)
+    return out
+
+
+class _RowMap:
+    """Maps positions in a buffered chunk back to global sample indexes, from the batches' (offset, rows)."""
+
+    def __init__(self, batches: list[tuple[int, int]]) -> None:
+        self.offsets = np.array([offset for offset, _ in batches], dtype=np.int64)
+        self.ends = np.cumsum([count for _, count in batches], dtype=np.int64)
+        self.starts = self.ends - np.array([count for _, count in batches], dtype=np.int64)
+
+    def global_rows(self, positions: np.ndarray) -> np.ndarray:
+        batch = np.searchsorted(self.ends, positions, side="right")
+        return self.offsets[batch] + positions - self.starts[batch]
+
+
+class _OutputStats:
+    """Running statistics of one output leaf over all batches."""
+
+    def __init__(
+        self, *, path: str, row_shape: tuple[int, ...], dtype: str, reference_dtype: str, kind: str, worst: int
+    ) -> None:
+        self.path = path
+        self.row_shape = row_shape
+        self.row_shapes = {row_shape}
+        self.dtype = dtype
+        self.reference_dtype = reference_dtype
+        self.kind = kind
+        self.worst_keep = worst
+        self.rtol = 0.0
+        self.atol = 0.0
+        self.scalar = False
+        self.cand_np_dtype: np.dtype[Any] | None = None
+        self.ref_np_dtype: np.dtype[Any] | None = None
+        self._pending_c: list[np.ndarray] = []
+        self._pending_r: list[np.ndarray] = []
+        self._pending_rows: list[tuple[int, int]] = []
+        self._pending_elements = 0
+        self.rows = 0
+        self.elements = 0
+        self.max_abs = 0.0
+        self.max_rel = 0.0
+        self.sum_abs = 0.0
+        self.compared = 0
+        self.out_of_tolerance = 0
+        self.nan_mismatch = 0
+        self.inf_mismatch = 0
+        self.exact = 0
+        self.dot_cr = 0.0
+        self.dot_cc = 0.0
+        self.dot_rr = 0.0
+        self.argmax_agree = 0
+        self.argmax_total = 0
+        self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self.worst: list[dict[str, Any]] = []
+
+    def add(self, candidate: np.ndarray, reference: np.ndarray, row_offset: int) -> None:
+        if candidate.ndim == 0:
+            self.scalar = True
+            candidate = candidate.reshape(1)
+            reference = reference.reshape(1)
+        row_shape = tuple(candidate.shape[1:])
+        if row_shape != self.row_shape:
+            self.flush()  # rows of another width cannot share a chunk
+            self.row_shape = row_shape
+            self.row_shapes.add(row_shape)
+        rows = candidate.shape[0]
+        self._pending_c.append(candidate)
+        self._pending_r.append(reference)
+        self._pending_rows.append((row_offset, rows))
+        self._pending_elements += candidate.size
+        if self._pending_elements >= CHUNK_ELEMENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending_c:
+            return
+        width = math.prod(self.row_shape)
+        if len(self._pending_c) == 1:
+            cand = self._pending_c[0].reshape(self._pending_c[0].shape[0], width)
+            ref = self._pending_r[0].reshape(cand.shape)
+        else:
+            cand = np.concatenate([p if p.ndim == 2 else p.reshape(p.shape[0], width) for p in self._pending_c])
+            ref = np.concatenate([p if p.ndim == 2 else p.reshape(p.shape[0], width) for p in self._pending_r])
+        rows = _RowMap(self._pending_rows)
+        self._pending_c.clear()
+        self._pending_r.clear()
+        self._pending_rows = []
+        self._pending_elements = 0
+        if width == 0 or cand.shape[0] == 0:
+            self.rows += cand.shape[0]
+            return
+        step = max(1, CHUNK_ELEMENTS // width)
+        for start in range(0, cand.shape[0], step):
+            stop = start + step
+            self._accumulate(cand[start:stop].astype(np.float64), ref[start:stop].astype(np.float64), rows, start)
+
+    def _accumulate(self, cand: np.ndarray, ref: np.ndarray, rows: _RowMap, first: int) -> None:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and overflow are handled as mismatches
+            self._accumulate_chunk(cand, ref, rows, first)
+
+    def _accumulate_chunk(self, cand: np.ndarray, ref: np.ndarray, rows: _RowMap, first: int) -> None:
+        self.rows += cand.shape[0]
+        self.elements += cand.size
+        diff = np.abs(cand - ref)
+        bad: np.ndarray | None = None
+        if not np.isfinite(diff).all():
+            nan_c = np.isnan(cand)
+            nan_r = np.isnan(ref)
+            same = (cand == ref) | (nan_c & nan_r)  # equal infinities and NaN on both sides agree
+            nan_mismatch = nan_c ^ nan_r
+            bad = ~np.isfinite(diff) & ~same
+            diff = np.where(same | bad, 0.0, diff)
+            self.nan_mismatch += int(nan_mismatch.sum())
+            self.inf_mismatch += int((bad & ~nan_mismatch).sum())
+            usable = np.isfinite(cand) & np.isfinite(ref)
+            cand_dot = np.where(usable, cand, 0.0)
+            ref_dot = np.where(usable, ref, 0.0)
+        else:
+            cand_dot, ref_dot = cand, ref
+        bad_count = int(bad.sum()) if bad is not None else 0
+        abs_ref = np.abs(ref)
+        allowed = abs_ref * self.rtol
+        allowed += self.atol
+        self.out_of_tolerance += int(np.count_nonzero(diff > allowed)) + bad_count
+        self.max_abs = max(self.max_abs, float(diff.max()))
+        self.sum_abs += float(diff.sum())
+        self.compared += diff.size - bad_count
+        nonzero = diff > 0
+        differing = int(np.count_nonzero(nonzero))
+        self.exact += diff.size - differing - bad_count
+        if differing:
+            if abs_ref.min() > 0:
+                relative = diff / abs_ref
+            else:  # the relative error is taken over elements whose reference is not zero
+                relative = np.divide(diff, abs_ref, out=np.zeros_like(diff), where=abs_ref > 0)
+            self.max_rel = max(self.max_rel, float(relative.max()))
+            self.histogram += np.bincount(log10_bins(diff[nonzero]), minlength=HISTOGRAM_BINS)
+        # einsum, not np.dot: BLAS threads contend badly with the forward passes on a busy CPU
+        self.dot_cr += float(np.einsum("ij,ij->", cand_dot, ref_dot))
+        self.dot_cc += float(np.einsum("ij,ij->", cand_dot, cand_dot))
+        self.dot_rr += float(np.einsum("ij,ij->", ref_dot, ref_dot))
+        if self.kind == "f" and len(self.row_shape) >= 1 and self.row_shape[-1] >= 2:
+            classes = self.row_shape[-1]
+            picks_c = _row_argmax(cand.reshape(-1, classes))
+            picks_r = _row_argmax(ref.reshape(-1, classes))
+            self.argmax_agree += int(np.count_nonzero(picks_c == picks_r))
+            self.argmax_total += picks_c.size
+        self._track_worst(cand, ref, diff, bad, rows, first)
+
+    def _track_worst(
+        self, cand: np.ndarray, ref: np.ndarray, diff: np.ndarray, bad: np.ndarray | None, rows: _RowMap, first: int
+    ) -> None:
+        row_error = _row_max(diff)
+        row_bad = bad.sum(axis=1) if bad is not None else None
+        key = np.where(row_bad > 0, np.inf, row_error) if row_bad is not None else row_error
+        if len(key) > self.worst_keep:
+            # the k largest keys; among ties at the boundary the earliest rows, so the choice is deterministic
+            threshold = np.partition(key, len(key) - self.worst_keep)[len(key) - self.worst_keep]
+            above = np.flatnonzero(key > threshold)
+            tied = np.flatnonzero(key == threshold)[: self.worst_keep - len(above)]
+            picked = np.concatenate([above, tied])
+        else:
+            picked = np.arange(len(key))
+        picked = picked[key[picked] > 0]
+        for index, row in zip(picked.tolist(), rows.global_rows(picked + first).tolist(), strict=True):
+            entry: dict[str, Any] = {
+                "row": row,
+                "max_abs_error": float(row_error[index]),
+                "candidate": _values(cand[index]),
+                "reference": _values(ref[index]),
+                "_key": float(key[index]),
+            }
+            if row_bad is not None and row_bad[index]:
+                entry["nonfinite_mismatch"] = int(row_bad[index])
+            self.worst.append(entry)
+        self.worst.sort(key=lambda item: (-item["_key"], item["row"]))
+        del self.worst[self.worst_keep :]
+
+    def shape(self) -> list[int | None]:
+        if self.scalar:
+            return []
+        dims: list[int | None] = [self.rows]
+        ranks = {len(shape) for shape in self.row_shapes}
+        if len(ranks) != 1:
+            return [self.rows, None]
+        for axis in range(len(self.row_shape)):
+            sizes = {shape[axis] for shape in self.row_shapes}
+            dims.append(sizes.pop() if len(sizes) == 1 else None)
+        return dims
+
+    def cosine(self) -> float | None:
+        if self.dot_cc == 0.0 and self.dot_rr == 0.0:
+            return 1.0
+        if self.dot_cc == 0.0 or self.dot_rr == 0.0:
+            return 0.0
+        value = self.dot_cr / math.sqrt(self.dot_cc * self.dot_rr)
+        return _json_float(min(1.0, max(-1.0, value)))
+
+    def result(self) -> dict[str, Any]:
+        self.flush()
+        passed = self.out_of_tolerance == 0
+        return {
+            "path": self.path,
+            "shape": self.shape(),
+            "dtype": self.dtype,
+            "reference_dtype": self.reference_dtype,
+            "kind": _KIND_NAMES.get(self.kind, self.kind),
+            "elements": self.elements,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "max_abs_error": _json_float(self.max_abs),
+            "max_rel_error": _json_float(self.max_rel),
+            "mean_abs_error": _json_float(self.sum_abs / self.compared) if self.compared else 0.0,
+            "out_of_tolerance": self.out_of_tolerance,
+            "out_of_tolerance_share": self.out_of_tolerance / self.elements if self.elements else 0.0,
+            "cosine_similarity": self.cosine(),
+            "argmax_agreement": self.argmax_agree / self.argmax_total if self.argmax_total else None,
+            "nan_mismatch": self.nan_mismatch,
+            "inf_mismatch": self.inf_mismatch,
+            "passed": passed,
+            "worst_rows": [{k: v for k, v in item.items() if k != "_key"} for item in self.worst],
+            "histogram": {
+                "log10_edges": HISTOGRAM_EDGES,
+                "counts": self.histogram.tolist(),
+                "exact": self.exact,
+            },
+        }
+
+
+class ParityComparison:
+    """Accumulates the comparison of candidate and reference outputs batch by batch."""
+
+    def __init__(self, *, rtol: float | None = None, atol: float | None = None, worst_rows: int = 5) -> None:
+        if worst_rows < 1:
+            raise ValueError("worst_rows must be at least 1")
+        self.rtol_override = rtol
+        self.atol_override = atol
+        self.worst_rows = worst_rows
+        self._outputs: list[_OutputStats] | None = None
+        self.samples = 0
+        self.batches = 0
+
+    def add_batch(self, candidate: Any, reference: Any, *, row_offset: int, rows: int | None = None) -> None:
+        """Compare one batch's raw outputs; ParityError when their structure differs."""
+        cand_leaves = flatten_output(candidate)
+        ref_leaves = flatten_output(reference)
+        if len(cand_leaves) != len(ref_leaves):
+            raise ParityError(
+                f"The candidate returns {len(cand_leaves)} output(s) ({', '.join(p for p, _ in cand_leaves)}) "
+                f"but the reference returns {len(ref_leaves)} ({', '.join(p for p, _ in ref_leaves)})."
+            )
+        first = self._outputs is None
+        outputs: list[_OutputStats] = [] if self._outputs is None else self._outputs
+        pairs: list[tuple[_OutputStats, np.ndarray, np.ndarray]] = []
+        for (path, cand_value), (_, ref_value) in zip(cand_leaves, ref_leaves, strict=True):
+            if cand_value is None or ref_value is None:
+                if cand_value is None and ref_value is None:
+                    continue
+                side = "candidate" if cand_value is None else "reference"
+                raise ParityError(f"Output {path} is None in the {side} but a tensor on the other side.")
+            cand, cand_dtype = _as_array(cand_value)
+            ref, ref_dtype = _as_array(ref_value)
+            if cand.shape != ref.shape:
+                raise ParityError(
+                    f"Output {path} has shape {list(cand.shape)} ({cand_dtype}) in the candidate but "
+                    f"{list(ref.shape)} ({ref_dtype}) in the reference."
+                )
+            index = len(pairs)
+            if index < len(outputs):
+                stats = outputs[index]
+                if cand.dtype != stats.cand_np_dtype or ref.dtype != stats.ref_np_dtype:
+                    _check_kinds(path, cand, cand_dtype, ref, ref_dtype)
+            elif first:
+                _check_kinds(path, cand, cand_dtype, ref, ref_dtype)
+                stats = self._new_output(path, cand, cand_dtype, ref, ref_dtype)
+                outputs.append(stats)
+            else:
+                raise ParityError(
+                    f"Batch {self.batches + 1} returned more outputs than earlier batches ({len(outputs)})."
+                )
+            pairs.append((stats, cand, ref))
+        if len(pairs) != len(outputs):
+            raise ParityError(
+                f"Batch {self.batches + 1} returned {len(pairs)} output(s) where earlier batches returned "
+                f"{len(outputs)}."
+            )
+        self._outputs = outputs
+        for stats, cand, ref in pairs:
+            stats.add(cand, ref, row_offset)
+        if rows is None:
+            rows = next((cand.shape[0] for _, cand, _ in pairs if cand.ndim), 1)
+        self.samples = max(self.samples, row_offset + rows)
+        self.batches += 1
+
+    def _new_output(
+        self, path: str, cand: np.ndarray, cand_dtype: str, ref: np.ndarray, ref_dtype: str
+    ) -> _OutputStats:
+        stats = _OutputStats(
+            path=path,
+            row_shape=tuple(cand.shape[1:]),
+            dtype=cand_dtype,
+            reference_dtype=ref_dtype,
+            kind=_kind(cand),
+            worst=self.worst_rows,
+        )
+        stats.cand_np_dtype = cand.dtype
+        stats.ref_np_dtype = ref.dtype
+        if stats.kind == "f":
+            stats.rtol, stats.atol, _, _ = tolerance_for(
+                [cand_dtype, ref_dtype], rtol=self.rtol_override, atol=self.atol_override
+            )
+        return stats
+
+    def tolerance(self) -> dict[str, Any]:
+        dtypes = [d for o in self._outputs or [] for d in (o.dtype, o.reference_dtype)]
+        rtol, atol, dtype, source = tolerance_for(dtypes, rtol=self.rtol_override, atol=self.atol_override)
+        return {"rtol": rtol, "atol": atol, "dtype": dtype, "source": source}
+
+    def result(self) -> dict[str, Any]:
+        outputs = [stats.result() for stats in self._outputs or []]
+        passed = bool(outputs) and all(item["passed"] for item in outputs)
+        return {
+            "passed": passed,
+            "summary": self._summary(outputs),
+            "samples": self.samples,
+            "batches": self.batches,
+            "tolerance": self.tolerance(),
+            "outputs": outputs,
+        }
+
+    def _summary(self, outputs: list[dict[str, Any]]) -> str:
+        if not outputs:
+            return "Nothing was compared: no batch produced a tensor output."
+        count = len(outputs)
+        head = f"{count} output{'s' if count != 1 else ''} compared on {self.samples:,} samples"
+        failed = [item for item in outputs if not item["passed"]]
+        if not failed:
+            return f"{head}: all within tolerance."
+        parts = []
+        for item in failed[:MAX_SUMMARY_FAILURES]:
+            detail = (
+                f"{item['path']} has {item['out_of_tolerance']:,} of {item['elements']:,} elements "
+                f"({item['out_of_tolerance_share']:.2%}) out of tolerance"
+            )
+            if item["max_abs_error"] is not None:
+                detail += f", max abs error {item['max_abs_error']:.3g}"
+            if item["nan_mismatch"]:
+                count = item["nan_mismatch"]
+                detail += f", {count:,} NaN mismatch{'es' if count != 1 else ''}"
+            parts.append(detail)
+        if len(failed) > MAX_SUMMARY_FAILURES:
+            parts.append(f"and {len(failed) - MAX_SUMMARY_FAILURES} more")
+        return f"{head}: {'; '.join(parts)}."
+
+
+def _input_bytes(inputs: list[torch.Tensor]) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in inputs)
+
+
+def run_parity(
+    *,
+    candidate: Callable[[list[torch.Tensor]], Any],
+    reference: Callable[[list[torch.Tensor]], Any],
+    batches: Iterable[list[torch.Tensor]],
+    total_batches: int,
+    comparison: ParityComparison,
+    on_batch: Callable[[int, int], bool] | None = None,
+) -> dict[str, Any]:
+    """Feed each batch to both sides and compare; `on_batch` returning False cancels before the next batch.
+
+    Batches are run in small groups, all through the candidate and then all through the reference: alternating
+    two runtimes on every batch thrashes caches and costs tiny models up to half again their bare time. A group
+    lasts about BLOCK_TARGET_S, so a cancel is seen within that time.
+    """
+    timing = {"candidate_s": 0.0, "reference_s": 0.0, "compare_s": 0.0}
+    started = time.perf_counter()
+    state = {"row_offset": 0, "done": 0}
+    group: list[list[torch.Tensor]] = []
+    group_bytes = 0
+    group_limit = 1
+
+    def run_group() -> float:
+        t0 = time.perf_counter()
+        cand_outs = [candidate(inputs) for inputs in group]
+        t1 = time.perf_counter()
+        ref_outs = [reference(inputs) for inputs in group]
+        t2 = time.perf_counter()
+        timing["candidate_s"] += t1 - t0
+        timing["reference_s"] += t2 - t1
+        for inputs, cand_out, ref_out in zip(group, cand_outs, ref_outs, strict=True):
+            rows = int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
+            c0 = time.perf_counter()
+            comparison.add_batch(cand_out, ref_out, row_offset=state["row_offset"], rows=rows)
+            timing["compare_s"] += time.perf_counter() - c0
+            state["row_offset"] += rows
+            state["done"] += 1
+            if on_batch is not None and on_batch(state["done"], total_batches) is False:
+                raise ParityCancelled(
+                    f"Parity run cancelled after {state['done']} of {total_batches} batches "
+                    f"({state['row_offset']:,} samples).",
+                    done=state["done"],
+                    total=total_batches,
+                )
+        return (t2 - t0) / len(group)
+
+    with torch.inference_mode():
+        for inputs in batches:
+            group.append(inputs)
+            group_bytes += _input_bytes(inputs)
+            if len(group) >= group_limit or group_bytes >= BLOCK_MAX_INPUT_BYTES:
+                per_batch = run_group()
+                group, group_bytes = [], 0
+                group_limit = max(1, min(BLOCK_MAX_BATCHES, int(BLOCK_TARGET_S / max(per_batch, 1e-9))))
+        if group:
+            run_group()
+    c0 = time.perf_counter()
+    result = comparison.result()
+    finished = time.perf_counter()
+    timing["compare_s"] += finished - c0
+    result["timing"] = {key: round(value, 6) for key, value in timing.items()}
+    result["timing"]["total_s"] = round(finished - started, 6)
+    return result
