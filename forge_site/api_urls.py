@@ -7,6 +7,7 @@ from forge_site import api_views
 urlpatterns = [
     path("jobs/", api_views.JobListView.as_view(), name="api-jobs"),
     path("jobs/<uuid:id>/", api_views.JobDetailView.as_view(), name="api-job"),
+    path("jobs/<uuid:id>/cancel/", api_views.JobCancelView.as_view(), name="api-job-cancel"),
     path("tokens/", api_views.TokenListCreateView.as_view(), name="api-tokens"),
     path("tokens/<str:prefix>/", api_views.TokenRevokeView.as_view(), name="api-token"),
 ]

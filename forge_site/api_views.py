@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from forge_site.api import ApiError
+from forge_site.jobs import job_cancel
 from forge_site.models import ApiToken, Job, JobStatus
 from forge_site.tokens import token_create, token_revoke
 
@@ -121,6 +122,36 @@ class JobDetailView(generics.RetrieveAPIView):
     @extend_schema(summary="A job: status, progress, device, timings, result, error", responses={200: JobOut, **ERRORS})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+class JobCancelView(APIView):
+    """Ask a queued or running job to stop; a running one stops at its next batch and says where."""
+
+    required_actions = {"POST": "job.cancel"}
+
+    @extend_schema(
+        summary="Cancel a queued or running job",
+        request=None,
+        responses={200: JobOut, 409: OpenApiResponse(ErrorOut, description="the job already finished"), **ERRORS},
+    )
+    def post(self, request: Request, id: Any) -> Response:
+        job = Job.objects.filter(pk=id).first()
+        if job is None:
+            raise ApiError("There is no such job.", code="not_found", status_code=404)
+        if job.is_terminal:
+            raise _already_finished(job)
+        job = job_cancel(job=job, actor=request.user)
+        if job.status != JobStatus.CANCELLED:  # it finished while we asked
+            raise _already_finished(job)
+        return Response(JobOut(Job.objects.select_related("created_by").get(pk=job.pk)).data)
+
+
+def _already_finished(job: Job) -> ApiError:
+    return ApiError(
+        f"This job already finished ({job.get_status_display().lower()}); there is nothing to cancel.",
+        code="already_finished",
+        status_code=status.HTTP_409_CONFLICT,
+    )
 
 
 # --- tokens ----------------------------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "model.edit": frozenset({Role.ENGINEER}),
     "version.upload": frozenset({Role.ENGINEER}),
     "version.download": frozenset({Role.ENGINEER, Role.OFFICER}),
+    "version.evaluate": frozenset({Role.ENGINEER}),
     "job.view": _ALL,
+    "job.cancel": frozenset({Role.ENGINEER}),
     "audit.view": frozenset({Role.OFFICER}),
     "audit.export": frozenset({Role.OFFICER}),
 }

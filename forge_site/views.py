@@ -9,16 +9,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_safe
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
 
 from forge_site import selectors
 from forge_site.audit import audit_record
+from forge_site.jobs import job_cancel
 from forge_site.models import AuditEvent, Job, JobStatus
 from forge_site.roles import require_action, user_can
 
@@ -114,6 +117,29 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@require_action("job.cancel")
+@require_POST
+def job_cancel_view(request: HttpRequest, job_id: uuid.UUID) -> HttpResponseRedirect:
+    """Cancel a queued or running job, then go back to the page the button was on (or to the job's page)."""
+    try:
+        job = selectors.job_get(job_id=job_id)
+    except Job.DoesNotExist as exc:
+        raise Http404("No such job.") from exc
+    if job.is_terminal:
+        messages.warning(request, f"This job already finished ({job.get_status_display().lower()}); nothing to cancel.")
+    else:
+        job = job_cancel(job=job, actor=request.user)
+        if job.status == JobStatus.CANCELLED:
+            messages.success(request, "Cancelled. A running job stops at its next step and says where it stopped.")
+        else:
+            messages.warning(request, f"The job finished ({job.get_status_display().lower()}) before it was cancelled.")
+    back = request.POST.get("next", "")
+    local = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    if back and local:
+        return HttpResponseRedirect(back)
+    return redirect("jobs:detail", job_id=job.pk)
 
 
 # --- audit ------------------------------------------------------------------------------------------------------

@@ -147,3 +147,112 @@ class VersionUploadForm(forms.Form):
 class AliasAtForm(forms.Form):
     alias = forms.ChoiceField(choices=Alias.choices)
     at = forms.DateTimeField(label="On (UTC)")
+
+
+# --- parity and benchmark runs ------------------------------------------------------------------------------------
+
+EVAL_DTYPE_CHOICES = [(dtype, dtype) for dtype in ("float32", "float16", "bfloat16", "float64")]
+CANDIDATE_DEVICES = [("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")]
+DEVICE_HELP = "auto: the GPU when the worker has one."
+REFERENCE_DEVICES = [("cpu", "cpu"), ("cuda", "cuda")]
+
+
+class ParityRunForm(forms.Form):
+    """A parity run from the version page; `reference` is 'onnx', 'device' or 'version:<version>'."""
+
+    reference = forms.ChoiceField(label="Compare with")
+    reference_device = forms.ChoiceField(
+        choices=REFERENCE_DEVICES, initial="cpu", label="Reference device", required=False
+    )
+    reference_dtype = forms.ChoiceField(
+        choices=EVAL_DTYPE_CHOICES, initial="float32", label="Reference dtype", required=False
+    )
+    samples = forms.IntegerField(min_value=1, initial=1024)
+    batch_size = forms.IntegerField(min_value=1, initial=64, label="Batch size")
+    seed = forms.IntegerField(min_value=0, initial=0)
+    rtol = forms.FloatField(min_value=0, required=False, label="rtol", help_text="Empty: the dtype's default.")
+    atol = forms.FloatField(min_value=0, required=False, label="atol", help_text="Empty: the dtype's default.")
+    device = forms.ChoiceField(
+        choices=CANDIDATE_DEVICES, initial="auto", label="Candidate device", help_text=DEVICE_HELP
+    )
+    dtype = forms.ChoiceField(choices=EVAL_DTYPE_CHOICES, initial="float32", label="Candidate dtype")
+    allow_fallback = forms.BooleanField(required=False, label="Fall back to the CPU if no GPU is visible")
+
+    # A service refusal names the API's field; these are the form fields that show it.
+    SERVICE_FIELDS = {
+        "reference.version": "reference",
+        "reference.device": "reference_device",
+        "reference.dtype": "reference_dtype",
+    }
+
+    def __init__(self, *args: Any, version: ModelVersion, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "parity")
+        super().__init__(*args, **kwargs)
+        others = (
+            ModelVersion.objects.filter(model_id=version.model_id, status=VersionStatus.READY)
+            .exclude(pk=version.pk)
+            .order_by("-created_at")
+            .values_list("version", flat=True)
+        )
+        choices: list[tuple[str, str]] = []
+        if version.onnx:
+            choices.append(("onnx", "its ONNX companion (ONNX Runtime)"))
+        choices += [(f"version:{other}", f"version {other}") for other in others]
+        choices.append(("device", "the same artifact on another device or dtype"))
+        self.fields["reference"].choices = choices  # type: ignore[attr-defined]
+        self.initial.setdefault("reference", choices[0][0])
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The cleaned form as keyword arguments of services.parity_start."""
+        data = self.cleaned_data
+        choice = data["reference"]
+        if choice == "onnx":
+            reference: dict[str, Any] = {"kind": "onnx"}
+        elif choice == "device":
+            reference = {"kind": "device", "device": data["reference_device"], "dtype": data["reference_dtype"]}
+        else:
+            reference = {"kind": "version", "version": choice.removeprefix("version:")}
+        return {
+            "reference": reference,
+            "samples": data["samples"],
+            "batch_size": data["batch_size"],
+            "seed": data["seed"],
+            "rtol": data["rtol"],
+            "atol": data["atol"],
+            "device": data["device"],
+            "dtype": data["dtype"],
+            "allow_fallback": data["allow_fallback"],
+        }
+
+
+class BenchmarkRunForm(forms.Form):
+    batch_sizes = forms.CharField(
+        initial="1, 8, 64", max_length=200, label="Batch sizes", help_text="Comma-separated, e.g. 1, 8, 64"
+    )
+    device = forms.ChoiceField(choices=CANDIDATE_DEVICES, initial="auto", help_text=DEVICE_HELP)
+    dtype = forms.ChoiceField(choices=EVAL_DTYPE_CHOICES, initial="float32")
+    threads = forms.IntegerField(min_value=1, required=False, label="CPU threads", help_text="Empty: the worker's.")
+    warmup = forms.IntegerField(min_value=0, initial=10, label="Warm-up calls")
+    time_cap_s = forms.FloatField(min_value=0.1, initial=30, label="Time cap per batch size (s)")
+    allow_fallback = forms.BooleanField(required=False, label="Fall back to the CPU if no GPU is visible")
+
+    SERVICE_FIELDS: dict[str, str] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "benchmark")
+        super().__init__(*args, **kwargs)
+
+    def clean_batch_sizes(self) -> list[int]:
+        parts = [part for part in self.cleaned_data["batch_sizes"].replace(",", " ").split() if part]
+        if not parts:
+            raise forms.ValidationError("Give at least one batch size.")
+        sizes = []
+        for part in parts:
+            if not part.isdigit() or int(part) < 1:
+                raise forms.ValidationError(f"{part!r} is not a batch size; use whole numbers such as 1, 8, 64.")
+            sizes.append(int(part))
+        return sizes
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The cleaned form as keyword arguments of services.benchmark_start."""
+        return dict(self.cleaned_data)

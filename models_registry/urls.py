@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from models_registry import views
+from models_registry import evaluation_views, views
 
 app_name = "registry"
 urlpatterns = [
@@ -18,4 +18,24 @@ urlpatterns = [
         views.version_download,
         name="version_download",
     ),
+]
+
+urlpatterns += [
+    path("models/<str:name>/versions/<str:version>/parity/", evaluation_views.parity_start, name="parity_start"),
+    path(
+        "models/<str:name>/versions/<str:version>/benchmarks/",
+        evaluation_views.benchmark_start,
+        name="benchmark_start",
+    ),
+    path(
+        "models/<str:name>/versions/<str:version>/evidence/",
+        evaluation_views.version_evidence,
+        name="version_evidence",
+    ),
+    path(
+        "models/<str:name>/versions/<str:version>/runs/<uuid:job_id>/",
+        evaluation_views.run_detail,
+        name="run_detail",
+    ),
+    path("models/<str:name>/benchmarks/compare/", evaluation_views.benchmark_compare, name="benchmark_compare"),
 ]

@@ -24,9 +24,11 @@ from models_registry.artifacts import artifact_storage, human_bytes, upload_erro
 from models_registry.forms import (
     INPUT_SPEC_EXAMPLE,
     AliasAtForm,
+    BenchmarkRunForm,
     ModelCreateForm,
     ModelEditForm,
     ModelFilterForm,
+    ParityRunForm,
     VersionUploadForm,
 )
 from models_registry.models import Alias, ModelVersion, RegisteredModel, VersionStatus
@@ -202,6 +204,10 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def _version_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     inspection = version.inspection or {}
+    ready = version.status == VersionStatus.READY  # runs can only be started on a ready version
+    can_evaluate = ready and user_can(request.user, "version.evaluate")
+    parity_runs = list(selectors.version_evaluations(version=version, kind="parity")[:20]) if ready else []
+    benchmark_runs = list(selectors.version_evaluations(version=version, kind="benchmark")[:20]) if ready else []
     return {
         "version": version,
         "model": version.model,
@@ -211,6 +217,12 @@ def _version_context(request: HttpRequest, version: ModelVersion) -> dict[str, A
         "metrics": sorted((version.metrics or {}).items()),
         "jobs": list(selectors.version_jobs(version=version)[:20]),
         "can_download": user_can(request.user, "version.download"),
+        "parity_runs": parity_runs,
+        "benchmark_runs": benchmark_runs,
+        "evidence_live": any(not job.is_terminal for job in parity_runs + benchmark_runs),
+        "can_evaluate": can_evaluate,
+        "parity_form": ParityRunForm(version=version) if can_evaluate else None,
+        "benchmark_form": BenchmarkRunForm() if can_evaluate else None,
     }
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from models_registry.api import views
+from models_registry.api import evaluation_views, views
 
 urlpatterns = [
     path("models/", views.ModelListCreateView.as_view(), name="api-models"),
@@ -16,4 +16,22 @@ urlpatterns = [
     ),
     path("models/<str:name>/aliases/", views.AliasListView.as_view(), name="api-aliases"),
     path("models/<str:name>/aliases/<str:alias>/history/", views.AliasHistoryView.as_view(), name="api-alias-history"),
+]
+
+urlpatterns += [
+    path(
+        "models/<str:name>/versions/<str:version>/parity/",
+        evaluation_views.ParityRunsView.as_view(),
+        name="api-version-parity",
+    ),
+    path(
+        "models/<str:name>/versions/<str:version>/benchmarks/",
+        evaluation_views.BenchmarkRunsView.as_view(),
+        name="api-version-benchmarks",
+    ),
+    path(
+        "models/<str:name>/benchmarks/compare/",
+        evaluation_views.BenchmarkCompareView.as_view(),
+        name="api-benchmark-compare",
+    ),
 ]

@@ -1,0 +1,121 @@
+"""Parity and benchmark runs through the API: start one (202 with its job), list a version's runs, compare runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from forge_site.api import ApiError
+from forge_site.api_views import ERRORS, ErrorOut, JobOut
+from forge_site.models import Job
+from models_registry import evidence, selectors, services
+from models_registry.api import evaluation_serializers as s
+from models_registry.api.views import _model_or_404, _version_or_404, registry_errors
+
+START_ERRORS: dict[int, Any] = {
+    **ERRORS,
+    409: OpenApiResponse(ErrorOut, description="the version is not ready (still validating, or rejected)"),
+}
+
+
+def _accepted(job: Job) -> Response:
+    response = Response(JobOut(job).data, status=status.HTTP_202_ACCEPTED)
+    response["Location"] = reverse("api-job", kwargs={"id": job.pk})
+    return response
+
+
+class _EvaluationListView(generics.ListAPIView):
+    """A version's runs of one kind, newest first, paginated like the job list."""
+
+    kind = ""
+    serializer_class = JobOut
+    parser_classes = [JSONParser]
+
+    def get_queryset(self) -> QuerySet[Job]:
+        if getattr(self, "swagger_fake_view", False):
+            return Job.objects.none()
+        version = _version_or_404(self.kwargs["name"], self.kwargs["version"])
+        return selectors.version_evaluations(version=version, kind=self.kind)
+
+
+@extend_schema_view(get=extend_schema(summary="A version's parity runs, newest first"))
+class ParityRunsView(_EvaluationListView):
+    """GET: the version's parity runs. POST: compare the version with a reference on the same seeded inputs."""
+
+    kind = "parity"
+    required_actions = {"GET": "registry.view", "POST": "version.evaluate"}
+
+    @extend_schema(
+        summary="Start a parity run (queued on a GPU worker)",
+        request=s.ParityStartInput,
+        responses={202: JobOut, **START_ERRORS},
+    )
+    def post(self, request: Request, name: str, version: str) -> Response:
+        mv = _version_or_404(name, version)
+        data = s.ParityStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with registry_errors():
+            job = services.parity_start(version=mv, actor=request.user, **data.validated_data)
+        return _accepted(job)
+
+
+@extend_schema_view(get=extend_schema(summary="A version's benchmark runs, newest first"))
+class BenchmarkRunsView(_EvaluationListView):
+    """GET: the version's benchmark runs. POST: time forward passes per batch size until the timings are stable."""
+
+    kind = "benchmark"
+    required_actions = {"GET": "registry.view", "POST": "version.evaluate"}
+
+    @extend_schema(
+        summary="Start a benchmark run (queued on a GPU worker)",
+        request=s.BenchmarkStartInput,
+        responses={202: JobOut, **START_ERRORS},
+    )
+    def post(self, request: Request, name: str, version: str) -> Response:
+        mv = _version_or_404(name, version)
+        data = s.BenchmarkStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with registry_errors():
+            job = services.benchmark_start(version=mv, actor=request.user, **data.validated_data)
+        return _accepted(job)
+
+
+class BenchmarkCompareView(APIView):
+    """Two or more succeeded benchmark runs of a model's versions side by side; the first run is the baseline."""
+
+    required_actions = {"GET": "registry.view"}
+
+    @extend_schema(
+        summary="Compare benchmark runs (ratios to the first; flags runs from different hardware)",
+        parameters=[
+            OpenApiParameter(
+                "job",
+                OpenApiTypes.UUID,
+                many=True,
+                required=True,
+                description="a succeeded benchmark job of the model; give 2 to 8, the first is the baseline",
+            )
+        ],
+        responses={200: s.BenchmarkCompareOut, **ERRORS},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        model = _model_or_404(name)
+        try:
+            comparison = evidence.compare(model=model, raw_ids=request.query_params.getlist("job"))
+        except evidence.CompareError as exc:
+            raise ApiError(str(exc), field="job") from exc
+        labels = {row["job_id"]: row["label"] for row in comparison.result.get("series", [])}
+        runs = [
+            {"job_id": job.pk, "version": comparison.versions[str(job.pk)], "label": labels.get(str(job.pk), "")}
+            for job in comparison.jobs
+        ]
+        return Response(s.BenchmarkCompareOut({"model": model.name, "runs": runs, **comparison.result}).data)
