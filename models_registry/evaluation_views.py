@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -45,34 +46,32 @@ def _run_url(mv: ModelVersion, job: Job) -> str:
     return reverse("registry:run_detail", kwargs={"name": mv.model.name, "version": mv.version, "job_id": job.pk})
 
 
-@require_action("version.evaluate")
-@require_POST
-def parity_start(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    mv = _version_or_404(name, version)
-    form = ParityRunForm(request.POST, version=mv)
+def _start(
+    request: HttpRequest, mv: ModelVersion, form: ParityRunForm | BenchmarkRunForm, start: Callable[..., Job]
+) -> HttpResponse:
+    """Validate the form, call the service, go to the run page; a refusal shows on the version page's form."""
     if not form.is_valid():
         return _version_page(request, mv, form, status=400)
     try:
-        job = services.parity_start(version=mv, actor=request.user, **form.service_arguments())
+        job = start(version=mv, actor=request.user, **form.service_arguments())
     except services.RegistryError as exc:
         _show_service_error(form, exc)
         return _version_page(request, mv, form, status=exc.status)
     return redirect(_run_url(mv, job))
+
+
+@require_action("version.evaluate")
+@require_POST
+def parity_start(request: HttpRequest, name: str, version: str) -> HttpResponse:
+    mv = _version_or_404(name, version)
+    return _start(request, mv, ParityRunForm(request.POST, version=mv), services.parity_start)
 
 
 @require_action("version.evaluate")
 @require_POST
 def benchmark_start(request: HttpRequest, name: str, version: str) -> HttpResponse:
     mv = _version_or_404(name, version)
-    form = BenchmarkRunForm(request.POST)
-    if not form.is_valid():
-        return _version_page(request, mv, form, status=400)
-    try:
-        job = services.benchmark_start(version=mv, actor=request.user, **form.service_arguments())
-    except services.RegistryError as exc:
-        _show_service_error(form, exc)
-        return _version_page(request, mv, form, status=exc.status)
-    return redirect(_run_url(mv, job))
+    return _start(request, mv, BenchmarkRunForm(request.POST), services.benchmark_start)
 
 
 @require_action("registry.view")

@@ -15,11 +15,13 @@ import select
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from typing import IO, Any
 
 from models_registry.input_spec import InputDecl, InputSpecError, parse_input_spec
 
 PROGRESS_EVERY_S = 0.2
+DEFAULT_THREADS = 0  # torch's own default, read when the sandbox starts (main)
 
 
 class Refused(Exception):
@@ -130,6 +132,41 @@ def _device_label(torch: Any, device: str) -> str:
     return device
 
 
+@dataclass
+class _Prepared:
+    """What both kinds of request start from: where the candidate runs, its inputs, and the loaded candidate."""
+
+    runner: Any
+    cache_hit: bool
+    device: str
+    dtype: str
+    fallback: str | None
+    decls: list[InputDecl] | None
+    source: str
+    arrays: list[Any] | None
+
+
+def _prepare(request: dict[str, Any], channel: Channel, cache: Any, loading: str) -> _Prepared:
+    import torch
+
+    from models_registry import runners
+
+    device, fallback = runners.resolve_device(
+        request.get("device") or "auto", allow_fallback=bool(request.get("allow_fallback"))
+    )
+    dtype = request.get("dtype") or "float32"
+    torch.set_num_threads(int(request.get("threads") or DEFAULT_THREADS))  # never inherit the previous job's
+    channel.send({"type": "device", "device": _device_label(torch, device)})
+    decls = _decls(request)
+    source, arrays = _input_source(request, decls)
+    channel.progress(1, loading, force=True)
+    spec = request["candidate"]
+    _check_archive(spec["path"], spec["sha256"], request)
+    module, hit = cache.torchscript(path=spec["path"], sha256=spec["sha256"], device=device, dtype=dtype)
+    runner = runners.TorchScriptRunner(module, device=device, dtype=dtype, label=spec["label"])
+    return _Prepared(runner, hit, device, dtype, fallback, decls, source, arrays)
+
+
 def run_parity_request(request: dict[str, Any], channel: Channel, cache: Any) -> dict[str, Any]:
     import torch
 
@@ -137,21 +174,10 @@ def run_parity_request(request: dict[str, Any], channel: Channel, cache: Any) ->
 
     started = time.perf_counter()
     allow_fallback = bool(request.get("allow_fallback"))
-    device, fallback = runners.resolve_device(request.get("device") or "auto", allow_fallback=allow_fallback)
-    dtype = request.get("dtype") or "float32"
-    if request.get("threads"):
-        torch.set_num_threads(int(request["threads"]))
-    channel.send({"type": "device", "device": _device_label(torch, device)})
-    decls = _decls(request)
-    source, arrays = _input_source(request, decls)
-
-    channel.progress(1, "loading the candidate", force=True)
+    prepared = _prepare(request, channel, cache, "loading the candidate")
+    candidate, device, dtype, fallback = prepared.runner, prepared.device, prepared.dtype, prepared.fallback
+    decls, source, arrays, hit = prepared.decls, prepared.source, prepared.arrays, prepared.cache_hit
     candidate_spec = request["candidate"]
-    _check_archive(candidate_spec["path"], candidate_spec["sha256"], request)
-    module, hit = cache.torchscript(
-        path=candidate_spec["path"], sha256=candidate_spec["sha256"], device=device, dtype=dtype
-    )
-    candidate = runners.TorchScriptRunner(module, device=device, dtype=dtype, label=candidate_spec["label"])
     ref = request["reference"]
     channel.progress(3, "loading the reference", force=True)
     reference: Any
@@ -250,20 +276,9 @@ def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any)
 
     from models_registry import benchmark, parity, runners
 
-    device, fallback = runners.resolve_device(
-        request.get("device") or "auto", allow_fallback=bool(request.get("allow_fallback"))
-    )
-    dtype = request.get("dtype") or "float32"
-    if request.get("threads"):
-        torch.set_num_threads(int(request["threads"]))
-    channel.send({"type": "device", "device": _device_label(torch, device)})
-    decls = _decls(request)
-    _, arrays = _input_source(request, decls)
-    channel.progress(1, "loading the model", force=True)
-    spec = request["candidate"]
-    _check_archive(spec["path"], spec["sha256"], request)
-    module, hit = cache.torchscript(path=spec["path"], sha256=spec["sha256"], device=device, dtype=dtype)
-    runner = runners.TorchScriptRunner(module, device=device, dtype=dtype, label=spec["label"])
+    prepared = _prepare(request, channel, cache, "loading the model")
+    runner, device, dtype, fallback = prepared.runner, prepared.device, prepared.dtype, prepared.fallback
+    decls, arrays, hit = prepared.decls, prepared.arrays, prepared.cache_hit
 
     def make_inputs(batch: int) -> list[Any]:
         if arrays is not None:
@@ -374,6 +389,9 @@ def main() -> int:
     import torch
 
     from models_registry.runners import ModelCache
+
+    global DEFAULT_THREADS
+    DEFAULT_THREADS = torch.get_num_threads()
 
     memory = int(os.environ.get("FORGE_SANDBOX_MEMORY_BYTES", "0") or 0)
     if memory > 0 and not torch.cuda.is_available():  # CUDA reserves huge virtual ranges: no RLIMIT_AS on GPU hosts

@@ -573,15 +573,7 @@ def parity_start(
         "time_limit_s": _time_limit(time_limit_s),
         "sha256": version.sha256,
     }
-    return job_create(
-        kind="parity",
-        task_name=PARITY_TASK,
-        queue="gpu",
-        subject=version,
-        subject_label=f"{version.model.name}:{version.version}",
-        params=params,
-        created_by=actor,
-    )
+    return _queue_run(version, "parity", PARITY_TASK, params, actor)
 
 
 def benchmark_start(
@@ -619,9 +611,14 @@ def benchmark_start(
         "time_limit_s": _time_limit(time_limit_s),
         "sha256": version.sha256,
     }
+    return _queue_run(version, "benchmark", BENCHMARK_TASK, params, actor)
+
+
+def _queue_run(version: ModelVersion, kind: str, task_name: str, params: dict[str, Any], actor: Any) -> Job:
+    """A parity or benchmark job on the gpu queue, about the version; sent when the transaction commits."""
     return job_create(
-        kind="benchmark",
-        task_name=BENCHMARK_TASK,
+        kind=kind,
+        task_name=task_name,
         queue="gpu",
         subject=version,
         subject_label=f"{version.model.name}:{version.version}",

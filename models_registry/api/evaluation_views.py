@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,46 +48,52 @@ class _EvaluationListView(generics.ListAPIView):
         return selectors.version_evaluations(version=version, kind=self.kind)
 
 
-@extend_schema_view(get=extend_schema(summary="A version's parity runs, newest first"))
-class ParityRunsView(_EvaluationListView):
-    """GET: the version's parity runs. POST: compare the version with a reference on the same seeded inputs."""
+class _EvaluationRunsView(_EvaluationListView):
+    """GET lists the version's runs of `kind`; POST validates `input_class` and starts one with `start`."""
 
-    kind = "parity"
+    input_class: type[serializers.Serializer]
+    start: Callable[..., Job]
     required_actions = {"GET": "registry.view", "POST": "version.evaluate"}
 
-    @extend_schema(
+    def post(self, request: Request, name: str, version: str) -> Response:
+        mv = _version_or_404(name, version)
+        data = self.input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        with registry_errors():
+            job = self.start(version=mv, actor=request.user, **data.validated_data)
+        return _accepted(job)
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A version's parity runs, newest first"),
+    post=extend_schema(
         summary="Start a parity run (queued on a GPU worker)",
         request=s.ParityStartInput,
         responses={202: JobOut, **START_ERRORS},
-    )
-    def post(self, request: Request, name: str, version: str) -> Response:
-        mv = _version_or_404(name, version)
-        data = s.ParityStartInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        with registry_errors():
-            job = services.parity_start(version=mv, actor=request.user, **data.validated_data)
-        return _accepted(job)
+    ),
+)
+class ParityRunsView(_EvaluationRunsView):
+    """GET: the version's parity runs. POST: compare the version with a reference on the same seeded inputs."""
+
+    kind = "parity"
+    input_class = s.ParityStartInput
+    start = staticmethod(services.parity_start)
 
 
-@extend_schema_view(get=extend_schema(summary="A version's benchmark runs, newest first"))
-class BenchmarkRunsView(_EvaluationListView):
-    """GET: the version's benchmark runs. POST: time forward passes per batch size until the timings are stable."""
-
-    kind = "benchmark"
-    required_actions = {"GET": "registry.view", "POST": "version.evaluate"}
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(summary="A version's benchmark runs, newest first"),
+    post=extend_schema(
         summary="Start a benchmark run (queued on a GPU worker)",
         request=s.BenchmarkStartInput,
         responses={202: JobOut, **START_ERRORS},
-    )
-    def post(self, request: Request, name: str, version: str) -> Response:
-        mv = _version_or_404(name, version)
-        data = s.BenchmarkStartInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        with registry_errors():
-            job = services.benchmark_start(version=mv, actor=request.user, **data.validated_data)
-        return _accepted(job)
+    ),
+)
+class BenchmarkRunsView(_EvaluationRunsView):
+    """GET: the version's benchmark runs. POST: time forward passes per batch size until the timings are stable."""
+
+    kind = "benchmark"
+    input_class = s.BenchmarkStartInput
+    start = staticmethod(services.benchmark_start)
 
 
 class BenchmarkCompareView(APIView):

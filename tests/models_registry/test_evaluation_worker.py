@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -324,8 +325,12 @@ def test_cancelling_a_running_parity_run_stops_it_at_the_next_batch(celery_worke
 def test_a_benchmark_reports_latency_throughput_memory_fingerprint_and_overhead(celery_worker, engineer):
     model = model_create(name="credit-risk", owner=engineer)
     mv = _ready(model, "1.0.0", mlp_bytes(), engineer)
+    single = _succeeded(benchmark_start(version=mv, actor=engineer, batch_sizes=[4], threads=1, window_ms=20))
+    assert single["threads"] == 1 and single["fingerprint"]["threads"] == 1
     job = benchmark_start(version=mv, actor=engineer, batch_sizes=[8, 1], window_ms=50, time_cap_s=3, warmup=3)
     result = _succeeded(job)
+    assert result["threads"] > 1 or (os.cpu_count() or 1) == 1  # torch's default again, not the previous job's
+    assert result["artifact_cache"] == "hit"
 
     assert [r["batch_size"] for r in result["results"]] == [1, 8]
     for row in result["results"]:
