@@ -22,6 +22,7 @@ if [ "${QUICK:-}" = 1 ]; then ACC_ARGS=(--rounds 2); PAR_ARGS=(--repeats 5); GOV
 else ACC_ARGS=(--rounds 5); PAR_ARGS=(--repeats 15); GOV_ARGS=(--repeats 200); fi
 $PY benchmarks/benchmark_accuracy.py --threads 1 "${ACC_ARGS[@]}"
 $PY benchmarks/parity_cost.py --threads 1 "${PAR_ARGS[@]}"
+$PY benchmarks/parity_cost.py --threads 1 --hidden 1024 "${PAR_ARGS[@]}"   # a heavier forward, for context
 $PY benchmarks/governance_overhead.py --threads 1 "${GOV_ARGS[@]}"
 echo
 echo "== summary"

@@ -104,6 +104,51 @@ def rows(var_dir: Path) -> list[list[str]]:
                 "",
             ]
         )
+    out += issue3_rows(var_dir)
+    return out
+
+
+def issue3_rows(var_dir: Path) -> list[list[str]]:
+    """Measurement accuracy, parity cost and governance overhead (issue 3)."""
+    out: list[list[str]] = []
+    accuracy = load(var_dir, "benchmark_accuracy")
+    for r in (accuracy or {}).get("rows", []):
+        out.append(
+            [
+                f"benchmark p50 vs torch.utils.benchmark.Timer, {r['model']} batch {r['batch_size']} "
+                f"(median of {len(r['rounds_diff_pct'])} rounds)",
+                f"{r['forge_p50_ms']} ms vs {r['timer_median_ms']} ms: {r['diff_pct']:+.1f}%",
+                f"within {accuracy['goal_pct']:g}%",
+                f"rounds {min(r['rounds_diff_pct']):+.1f}% to {max(r['rounds_diff_pct']):+.1f}%; "
+                f"Forge mean vs Timer {r.get('mean_diff_pct', float('nan')):+.1f}%",
+                verdict(abs(r["diff_pct"]) <= accuracy["goal_pct"]),
+            ]
+        )
+    for name in ("parity_cost", "parity_cost_h1024"):
+        cost = load(var_dir, name)
+        for r in (cost or {}).get("rows", []):
+            bare = r["min_ms"]["torchscript"] + r["min_ms"]["onnxruntime"]
+            out.append(
+                [
+                    f"parity run / two bare passes, {cost['samples']:,} samples, MLP 32-{cost.get('hidden', 64)}-2 "
+                    f"vs ONNX, batch {r['batch_size']} (fastest of {cost['repeats']})",
+                    f"{r['min_ms']['parity']} ms / {bare:.2f} ms = {r['ratio_min']:.2f}x",
+                    f"<= {cost['goal_ratio']:g}x",
+                    f"{r['ratio_min_without_generation']:.2f}x without drawing the inputs",
+                    verdict(r["ratio_min"] <= cost["goal_ratio"]),
+                ]
+            )
+    overhead = load(var_dir, "governance_overhead")
+    for r in (overhead or {}).get("rows", []):
+        out.append(
+            [
+                f"governance overhead in-process, {r['input_bytes'] // 1024} KiB request, batch {r['batch_size']}",
+                f"{r['hooks_p50_ms'] * 1000:.1f} us on a {r['forward_p50_ms']:.1f} ms forward = {r['ratio']:.2%}",
+                f"< {overhead['goal_ratio']:.0%}",
+                f"interleaved A/B {r['ab_ratio']:+.1%}",
+                verdict(r["ratio"] < overhead["goal_ratio"]),
+            ]
+        )
     return out
 
 
