@@ -418,7 +418,7 @@ def test_nan_on_one_side_is_counted_and_nan_on_both_agrees():
 
 
 def test_outputs_larger_than_a_chunk_are_streamed(monkeypatch):
-    monkeypatch.setattr("models_registry.parity.CHUNK_ELEMENTS", 100)
+    monkeypatch.setattr("models_registry.parity.compare.CHUNK_ELEMENTS", 100)
     model = seeded(CreditMLP)
     changed = perturbed(model, 3e-5)
     streamed = parity(runner(changed, "c"), runner(model, "r"), MLP, samples=400, batch_size=30)

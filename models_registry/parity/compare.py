@@ -1,22 +1,17 @@
-"""Parity between a candidate and a reference on the same inputs: per-output error statistics, streamed over batches.
+"""Comparing two sides' outputs, streamed over batches: per-output error statistics and the tolerance rule.
 
-Pure module (no Django, no Celery). Outputs are compared leaf by leaf (tuples, lists and dicts are walked) with
-the closeness rule of `torch.testing.assert_close`: an element is out of tolerance when |a - b| > atol + rtol * |b|,
-b being the reference. Batches are buffered and compared in vectorised chunks accumulated in float64, so the
-comparison costs little next to the two forward passes and memory stays bounded.
+An element is out of tolerance when |a - b| > atol + rtol * |b| (the rule of `torch.testing.assert_close`), b being
+the reference. Batches are buffered and compared in vectorised chunks accumulated in float64.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
-
-from models_registry.input_spec import InputDecl
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float64": (1e-7, 1e-7),
@@ -35,95 +30,11 @@ WORST_ROW_VALUES = 8
 CHUNK_ELEMENTS = 1 << 20  # per output and side: compare once this many elements are buffered
 MAX_SUMMARY_FAILURES = 3
 NARROW_COLUMNS = 32
-GENERATION_BLOCK_ELEMENTS = 1 << 22  # input elements drawn at once by spec_batches
-BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
-BLOCK_MAX_BATCHES = 64
-BLOCK_MAX_INPUT_BYTES = 64 * 1024**2
-
 _KIND_NAMES = {"f": "floating point", "i": "integer", "u": "integer", "b": "bool"}
 
 
 class ParityError(Exception):
     """The two sides' outputs do not have the same structure (count, shape, dtype kind); names the output."""
-
-
-class ParityCancelled(Exception):
-    """The run was cancelled between batches."""
-
-    def __init__(self, message: str, *, done: int = 0, total: int = 0) -> None:
-        super().__init__(message)
-        self.done = done
-        self.total = total
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def random_inputs(decls: list[InputDecl], batch: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One batch from the input spec: floats ~ N(0, 1); integers in [low, high) (default [0, 2)); bools 0/1."""
-    tensors = []
-    for decl in decls:
-        shape = [batch if dim is None else dim for dim in decl.shape]
-        dtype: torch.dtype = getattr(torch, decl.dtype)
-        if decl.dtype == "bool":
-            tensor = torch.randint(0, 2, shape, generator=generator).bool()
-        elif dtype.is_floating_point:
-            tensor = torch.randn(shape, generator=generator, dtype=torch.float32).to(dtype)
-        else:
-            low = 0 if decl.low is None else decl.low
-            high = 2 if decl.high is None else decl.high
-            tensor = torch.randint(low, high, shape, generator=generator, dtype=torch.int64).to(dtype)
-        tensors.append(tensor)
-    return tensors
-
-
-def batch_count(samples: int, batch_size: int) -> int:
-    return -(-samples // batch_size) if samples > 0 else 0
-
-
-def spec_batches(decls: list[InputDecl], *, samples: int, batch_size: int, seed: int) -> Iterator[list[torch.Tensor]]:
-    """Seeded batches from the input spec; the same (seed, batch_size, samples) gives the same tensors.
-
-    When only the leading axis is free, rows are drawn for many batches at once and sliced, which is several
-    times cheaper than one draw per small batch.
-    """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    generator = torch.Generator().manual_seed(seed)
-    sliceable = all(decl.shape and decl.shape[0] is None and None not in decl.shape[1:] for decl in decls)
-    if not sliceable:
-        for start in range(0, samples, batch_size):
-            yield random_inputs(decls, min(batch_size, samples - start), generator)
-        return
-    row_elements = max(1, sum(math.prod(d for d in decl.shape[1:] if d is not None) for decl in decls))
-    block_rows = max(1, GENERATION_BLOCK_ELEMENTS // row_elements // batch_size) * batch_size
-    for block_start in range(0, samples, block_rows):
-        rows = min(block_rows, samples - block_start)
-        block = random_inputs(decls, rows, generator)
-        for start in range(0, rows, batch_size):
-            yield [tensor[start : start + batch_size] for tensor in block]
-
-
-def array_batches(arrays: list[np.ndarray], *, samples: int, batch_size: int) -> Iterator[list[torch.Tensor]]:
-    """Batches of uploaded sample inputs (rows along the first axis); `samples` is capped at the rows available."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    if not arrays:
-        raise ParityError("The sample inputs hold no arrays.")
-    for index, array in enumerate(arrays):
-        if array.ndim == 0:
-            raise ParityError(f"Sample input array {index} is a scalar; each array needs a leading sample axis.")
-    total = min(samples, *(array.shape[0] for array in arrays))
-    for start in range(0, total, batch_size):
-        stop = min(start + batch_size, total)
-        yield [torch.from_numpy(np.ascontiguousarray(array[start:stop])) for array in arrays]
-
-
-def available_rows(arrays: list[np.ndarray]) -> int:
-    return min(array.shape[0] for array in arrays) if arrays else 0
-
-
-# ---------------------------------------------------------------- outputs
 
 
 class HostLeaf:
@@ -644,72 +555,3 @@ class ParityComparison:
         if len(failed) > MAX_SUMMARY_FAILURES:
             parts.append(f"and {len(failed) - MAX_SUMMARY_FAILURES} more")
         return f"{head}: {'; '.join(parts)}."
-
-
-def _input_bytes(inputs: list[torch.Tensor]) -> int:
-    return sum(tensor.numel() * tensor.element_size() for tensor in inputs)
-
-
-def run_parity(
-    *,
-    candidate: Callable[[list[torch.Tensor]], Any],
-    reference: Callable[[list[torch.Tensor]], Any],
-    batches: Iterable[list[torch.Tensor]],
-    total_batches: int,
-    comparison: ParityComparison,
-    on_batch: Callable[[int, int], bool] | None = None,
-) -> dict[str, Any]:
-    """Feed each batch to both sides and compare; `on_batch` returning False cancels before the next batch.
-
-    Batches are run in small groups, all through the candidate and then all through the reference: alternating
-    two runtimes on every batch thrashes caches and costs tiny models up to half again their bare time. A group
-    lasts about BLOCK_TARGET_S, so a cancel is seen within that time.
-    """
-    timing = {"candidate_s": 0.0, "reference_s": 0.0, "compare_s": 0.0}
-    started = time.perf_counter()
-    state = {"row_offset": 0, "done": 0}
-    group: list[list[torch.Tensor]] = []
-    group_bytes = 0
-    group_limit = 1
-
-    def run_group() -> float:
-        t0 = time.perf_counter()
-        cand_outs = [to_host(candidate(inputs)) for inputs in group]
-        t1 = time.perf_counter()
-        ref_outs = [to_host(reference(inputs)) for inputs in group]
-        t2 = time.perf_counter()
-        timing["candidate_s"] += t1 - t0
-        timing["reference_s"] += t2 - t1
-        for inputs, cand_out, ref_out in zip(group, cand_outs, ref_outs, strict=True):
-            rows = int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
-            c0 = time.perf_counter()
-            comparison.add_batch(cand_out, ref_out, row_offset=state["row_offset"], rows=rows)
-            timing["compare_s"] += time.perf_counter() - c0
-            state["row_offset"] += rows
-            state["done"] += 1
-            if on_batch is not None and on_batch(state["done"], total_batches) is False:
-                raise ParityCancelled(
-                    f"Parity run cancelled after {state['done']} of {total_batches} batches "
-                    f"({state['row_offset']:,} samples).",
-                    done=state["done"],
-                    total=total_batches,
-                )
-        return (t2 - t0) / len(group)
-
-    with torch.inference_mode():
-        for inputs in batches:
-            group.append(inputs)
-            group_bytes += _input_bytes(inputs)
-            if len(group) >= group_limit or group_bytes >= BLOCK_MAX_INPUT_BYTES:
-                per_batch = run_group()
-                group, group_bytes = [], 0
-                group_limit = max(1, min(BLOCK_MAX_BATCHES, int(BLOCK_TARGET_S / max(per_batch, 1e-9))))
-        if group:
-            run_group()
-    c0 = time.perf_counter()
-    result = comparison.result()
-    finished = time.perf_counter()
-    timing["compare_s"] += finished - c0
-    result["timing"] = {key: round(value, 6) for key, value in timing.items()}
-    result["timing"]["total_s"] = round(finished - started, 6)
-    return result
