@@ -310,7 +310,8 @@ def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any)
             forward=runner, make_inputs=make_inputs, device=device, config=config, on_progress=on_progress
         )
     except benchmark.BenchmarkCancelled as exc:
-        raise benchmark.BenchmarkCancelled(f"Cancelled while {seen['message']}.") from exc
+        where = seen["message"][:1].lower() + seen["message"][1:]
+        raise benchmark.BenchmarkCancelled(f"Benchmark cancelled during {where}.") from exc
     channel.progress(93, "measuring the governance overhead", force=True)
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
     # At the largest batch: the forward a serving deployment runs most of its traffic through.

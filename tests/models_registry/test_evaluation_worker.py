@@ -322,6 +322,30 @@ def test_cancelling_a_running_parity_run_stops_it_at_the_next_batch(celery_worke
     assert _succeeded(after)["inputs"]["samples"] == 8
 
 
+def test_cancelling_a_running_benchmark_stops_it_and_says_where(celery_worker, engineer):
+    model = model_create(name="slow", owner=engineer)
+    slow = _ready(model, "1.0.0", scripted_bytes(seeded(SlowMLP)), engineer)
+    job = benchmark_start(
+        version=slow, actor=engineer, batch_sizes=[16, 64], window_ms=300, stability_pct=0.1, time_cap_s=60
+    )
+
+    def measuring() -> bool:
+        job.refresh_from_db()
+        return job.status == "running" and "window" in job.message
+
+    wait_for(measuring, timeout=90)
+    job_cancel(job=job, actor=engineer)
+
+    def said_where() -> bool:
+        job.refresh_from_db()
+        return job.message.startswith("Benchmark cancelled during batch size 16: window")
+
+    wait_for(said_where, timeout=30)
+    assert job.status == "cancelled"
+    after = benchmark_start(version=slow, actor=engineer, batch_sizes=[1], window_ms=20, time_cap_s=1)
+    assert _succeeded(after)["results"][0]["batch_size"] == 1
+
+
 def test_a_benchmark_reports_latency_throughput_memory_fingerprint_and_overhead(celery_worker, engineer):
     model = model_create(name="credit-risk", owner=engineer)
     mv = _ready(model, "1.0.0", mlp_bytes(), engineer)
