@@ -38,22 +38,15 @@ GOAL = 1.5
 def build(out_dir: Path, hidden: int = 64) -> tuple[Path, Path]:
     import torch
 
-    from tests.torchscript_models import CreditMLP
+    from tests.evaluation_models import onnx_bytes
+    from tests.torchscript_models import CreditMLP, scripted_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = CreditMLP(hidden=hidden).eval()
     pt, onnx = out_dir / f"credit_mlp_h{hidden}.pt", out_dir / f"credit_mlp_h{hidden}.onnx"
-    torch.jit.save(torch.jit.script(model), str(pt))
-    torch.onnx.export(
-        model,
-        (torch.randn(2, 32),),
-        str(onnx),
-        dynamo=False,
-        input_names=["x"],
-        output_names=["logits"],
-        dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-    )
+    pt.write_bytes(scripted_bytes(model))
+    onnx.write_bytes(onnx_bytes(model, [torch.randn(2, 32)], ["x"]))
     return pt, onnx
 
 

@@ -101,13 +101,17 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def job_or_404(job_id: uuid.UUID) -> Job:
+    try:
+        return selectors.job_get(job_id=job_id)
+    except Job.DoesNotExist as exc:
+        raise Http404("No such job.") from exc
+
+
 @require_action("job.view")
 @require_safe
 def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    try:
-        job = selectors.job_get(job_id=job_id)
-    except Job.DoesNotExist as exc:
-        raise Http404("No such job.") from exc
+    job = job_or_404(job_id)
     context = {
         "job": job,
         "params_json": _pretty(job.params),
@@ -123,10 +127,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def job_cancel_view(request: HttpRequest, job_id: uuid.UUID) -> HttpResponseRedirect:
     """Cancel a queued or running job, then go back to the page the button was on (or to the job's page)."""
-    try:
-        job = selectors.job_get(job_id=job_id)
-    except Job.DoesNotExist as exc:
-        raise Http404("No such job.") from exc
+    job = job_or_404(job_id)
     if job.is_terminal:
         messages.warning(request, f"This job already finished ({job.get_status_display().lower()}); nothing to cancel.")
     else:

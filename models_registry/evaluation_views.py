@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from forge_site.models import Job, JobStatus
 from forge_site.roles import require_action
-from forge_site.selectors import job_get
+from forge_site.views import job_or_404
 from models_registry import evidence, selectors, services
 from models_registry.forms import BenchmarkRunForm, ParityRunForm
 from models_registry.models import ModelVersion
@@ -88,10 +88,7 @@ def version_evidence(request: HttpRequest, name: str, version: str) -> HttpRespo
 @require_safe
 def run_detail(request: HttpRequest, name: str, version: str, job_id: uuid.UUID) -> HttpResponse:
     mv = _version_or_404(name, version)
-    try:
-        job = job_get(job_id=job_id)
-    except Job.DoesNotExist as exc:
-        raise Http404("No such run.") from exc
+    job = job_or_404(job_id)
     if job.subject_type != evidence.VERSION_SUBJECT or job.subject_id != str(mv.pk):
         raise Http404(f"That job is not a run of {mv}.")
     if job.kind not in EVALUATION_KINDS:

@@ -11,9 +11,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from forge_site.models import Job, JobStatus
+from forge_site.models import Job
 from models_registry import selectors
-from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.benchmark_compare import compare_results
+from models_registry.models import RegisteredModel
 
 MAX_COMPARED = 8
 PICKER_RUNS = 100
@@ -58,15 +59,6 @@ def parse_job_ids(raw_ids: list[str]) -> list[str]:
     return ids
 
 
-def _versions_of(model: RegisteredModel, jobs: list[Job]) -> dict[str, str]:
-    by_pk = dict(
-        ModelVersion.objects.filter(model=model, pk__in=[int(job.subject_id) for job in jobs]).values_list(
-            "pk", "version"
-        )
-    )
-    return {str(job.pk): by_pk.get(int(job.subject_id), job.subject_label) for job in jobs}
-
-
 def run_labels(jobs: list[Job], versions: dict[str, str]) -> dict[str, str]:
     """'1.1.0 · cpu float32 · 2 threads' per job; runs that would read the same get their short id appended."""
     labels = {}
@@ -90,18 +82,16 @@ def compare(*, model: RegisteredModel, raw_ids: list[str]) -> Comparison:
         raise CompareError("Pick at least two benchmark runs to compare.")
     if len(ids) > MAX_COMPARED:
         raise CompareError(f"Compare at most {MAX_COMPARED} runs at a time ({len(ids)} were asked for).")
-    jobs = selectors.benchmark_runs(model=model, job_ids=ids)
+    runs = selectors.benchmark_runs(model=model, job_ids=ids)
+    jobs = [job for job, _ in runs]
     found = {str(job.pk) for job in jobs}
     missing = [job_id for job_id in ids if job_id not in found]
     if missing:
         raise CompareError(
             f"Job {missing[0]} is not a succeeded benchmark run of {model.name}; only those can be compared."
         )
-    versions = _versions_of(model, jobs)
+    versions = {str(job.pk): version for job, version in runs}
     labels = run_labels(jobs, versions)
-    # benchmark.py holds the maths and imports torch; the web process pays for that only when someone compares.
-    from models_registry.benchmark_compare import compare_results
-
     result = compare_results(
         [{"label": labels[str(job.pk)], "job_id": str(job.pk), "result": job.result or {}} for job in jobs]
     )
@@ -110,20 +100,10 @@ def compare(*, model: RegisteredModel, raw_ids: list[str]) -> Comparison:
 
 def model_benchmark_runs(*, model: RegisteredModel, limit: int = PICKER_RUNS) -> list[dict[str, Any]]:
     """The model's latest succeeded benchmark runs, as rows to pick from: job, version and label."""
-    version_ids = {str(pk): version for pk, version in model.versions.values_list("pk", "version")}
-    jobs = list(
-        Job.objects.filter(
-            kind="benchmark",
-            status=JobStatus.SUCCEEDED,
-            subject_type=VERSION_SUBJECT,
-            subject_id__in=list(version_ids),
-        )
-        .select_related("created_by")
-        .order_by("-created_at", "-pk")[:limit]
-    )
-    versions = {str(job.pk): version_ids[job.subject_id] for job in jobs}
-    labels = run_labels(jobs, versions)
-    return [{"job": job, "version": versions[str(job.pk)], "label": labels[str(job.pk)]} for job in jobs]
+    runs = selectors.benchmark_runs(model=model, limit=limit)
+    versions = {str(job.pk): version for job, version in runs}
+    labels = run_labels([job for job, _ in runs], versions)
+    return [{"job": job, "version": version, "label": labels[str(job.pk)]} for job, version in runs]
 
 
 # --- plotly chart specs (drawn by static/js/charts.js from json_script data) -----------------------------------------

@@ -116,8 +116,6 @@ class Sandbox:
         self.proc = None
         self._buffer = b""
 
-    close = kill
-
     def run(self, request: dict[str, Any], *, timeout_s: float, on_event: EventHook | None = None) -> dict[str, Any]:
         """Send one request and wait for its answer, its cancellation, or its deadline."""
         deadline = time.monotonic() + timeout_s

@@ -279,23 +279,25 @@ def version_evaluations(*, version: ModelVersion, kind: str) -> QuerySet[Job]:
     return version_jobs(version=version).filter(kind=kind).select_related("created_by")
 
 
-def benchmark_runs(*, model: RegisteredModel, job_ids: list[str]) -> list[Job]:
-    """Succeeded benchmark runs of the model's versions, in the order asked for; unknown or foreign ids are left out."""
+def benchmark_runs(
+    *, model: RegisteredModel, job_ids: list[str] | None = None, limit: int = 100
+) -> list[tuple[Job, str]]:
+    """Succeeded benchmark runs of the model's versions with each one's version string: the ones asked for, in the
+    order asked (unknown, foreign or unfinished ids are left out), or else the latest `limit`. Two queries."""
+    versions = {str(pk): version for pk, version in model.versions.values_list("pk", "version")}
+    runs = Job.objects.filter(
+        kind="benchmark",
+        status="succeeded",
+        subject_type="models_registry.modelversion",
+        subject_id__in=list(versions),
+    ).select_related("created_by")
+    if job_ids is None:
+        return [(job, versions[job.subject_id]) for job in runs.order_by("-created_at", "-pk")[:limit]]
     wanted = []
     for raw in job_ids:
         try:
             wanted.append(str(uuid.UUID(str(raw))))
         except ValueError:
             continue
-    version_ids = [str(pk) for pk in ModelVersion.objects.filter(model=model).values_list("pk", flat=True)]
-    found = {
-        str(job.pk): job
-        for job in Job.objects.filter(
-            pk__in=wanted,
-            kind="benchmark",
-            status="succeeded",
-            subject_type="models_registry.modelversion",
-            subject_id__in=version_ids,
-        )
-    }
-    return [found[pk] for pk in wanted if pk in found]
+    found = {str(job.pk): job for job in runs.filter(pk__in=wanted)}
+    return [(found[pk], versions[found[pk].subject_id]) for pk in wanted if pk in found]

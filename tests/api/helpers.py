@@ -74,3 +74,23 @@ def storage_files() -> set[str]:
 
 def upload_dir_files() -> set[str]:
     return files_under(settings.FORGE_UPLOAD_DIR)
+
+
+def mlp_version(
+    model: Any, user: User, version: str, *, onnx: bool = False, ready: bool = True, spec: Any = MLP_SPEC
+) -> Any:
+    """A version of the real TorchScript MLP, marked ready as inspection would (no worker needed). The ONNX
+    companion, when asked for, is placeholder bytes: pages and the API only need to know it is there."""
+    from models_registry.services import version_create, version_record_inspection
+
+    mv = version_create(
+        model=model,
+        version=version,
+        artifact=temp_upload("m.pt", mlp(len(version))),
+        input_spec=spec,
+        onnx=SimpleUploadedFile("m.onnx", b"\x08\x07onnx-bytes") if onnx else None,
+        created_by=user,
+    )
+    if ready:
+        mv = version_record_inspection(version_id=mv.pk, ok=True, inspection={"parameters": 1}, reason="")
+    return mv

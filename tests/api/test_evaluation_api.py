@@ -7,33 +7,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from forge_site.models import AuditEvent, Job, JobStatus
 from forge_site.tokens import token_create
 from models_registry.models import ModelVersion
-from models_registry.services import model_create, version_create, version_record_inspection
-from tests.api.helpers import bearer_client, error_of, mlp, temp_upload
+from models_registry.services import model_create
+from tests.api.helpers import bearer_client, error_of, mlp_version
 from tests.evidence_results import benchmark_result, evaluation_job
-from tests.torchscript_models import MLP_SPEC
 
 pytestmark = pytest.mark.django_db
-
-
-def _version(model, engineer, version: str, *, onnx: bool = False, ready: bool = True) -> ModelVersion:
-    mv = version_create(
-        model=model,
-        version=version,
-        artifact=temp_upload("m.pt", mlp(len(version))),
-        input_spec=MLP_SPEC,
-        onnx=SimpleUploadedFile("m.onnx", b"\x08\x07onnx-bytes") if onnx else None,
-        created_by=engineer,
-    )
-    if ready:
-        mv = version_record_inspection(version_id=mv.pk, ok=True, inspection={"parameters": 1}, reason="")
-    return mv
 
 
 @pytest.fixture
@@ -44,8 +28,8 @@ def model(engineer):
 @pytest.fixture
 def versions(model, engineer) -> dict[str, ModelVersion]:
     return {
-        "1.0.0": _version(model, engineer, "1.0.0"),
-        "1.1.0": _version(model, engineer, "1.1.0", onnx=True),
+        "1.0.0": mlp_version(model, engineer, "1.0.0"),
+        "1.1.0": mlp_version(model, engineer, "1.1.0", onnx=True),
     }
 
 
@@ -266,7 +250,7 @@ def test_a_missing_version_is_404_and_a_version_that_is_not_ready_is_409(client,
         "/api/v1/models/credit-risk/versions/2.0.0/parity/", {"reference": {"kind": "onnx"}}, format="json"
     )
     assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
-    _version(model, engineer, "2.0.0", ready=False)
+    mlp_version(model, engineer, "2.0.0", ready=False)
     validating = client.post("/api/v1/models/credit-risk/versions/2.0.0/benchmarks/", {}, format="json")
     assert validating.status_code == 409
     error = error_of(validating)
@@ -351,7 +335,7 @@ def test_comparing_needs_two_succeeded_benchmarks_of_the_model(client, versions,
     parity = evaluation_job(versions["1.1.0"], "parity")
     other_model = model_create(name="fraud", owner=engineer)
     foreign = evaluation_job(
-        _version(other_model, engineer, "1.0.0"), "benchmark", result=benchmark_result(p50_ms={1: 1})
+        mlp_version(other_model, engineer, "1.0.0"), "benchmark", result=benchmark_result(p50_ms={1: 1})
     )
     cases = [
         [],

@@ -152,9 +152,7 @@ def test_benchmark_requests_that_cannot_run_are_refused(v1, engineer, changes, f
     assert not Job.objects.filter(kind="benchmark").exists()
 
 
-def test_benchmark_runs_for_a_compare_keep_the_order_asked_and_drop_foreign_or_unfinished_ids(
-    model, v1, v2, engineer, officer
-):
+def test_benchmark_runs_for_a_compare_keep_the_order_asked_and_drop_foreign_or_unfinished_ids(model, v1, v2, engineer):
     first = benchmark_start(version=v1, actor=engineer)
     second = benchmark_start(version=v2, actor=engineer)
     queued = benchmark_start(version=v2, actor=engineer)
@@ -163,4 +161,5 @@ def test_benchmark_runs_for_a_compare_keep_the_order_asked_and_drop_foreign_or_u
     Job.objects.filter(pk__in=[first.pk, second.pk, foreign.pk]).update(status="succeeded")
 
     asked = [str(second.pk), "not-a-uuid", str(queued.pk), str(foreign.pk), str(first.pk)]
-    assert benchmark_runs(model=model, job_ids=asked) == [second, first]
+    assert benchmark_runs(model=model, job_ids=asked) == [(second, "2.0.0"), (first, "1.0.0")]
+    assert benchmark_runs(model=model) == [(second, "2.0.0"), (first, "1.0.0")]  # the latest first

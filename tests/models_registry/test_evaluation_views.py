@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -18,29 +17,13 @@ from django.urls import reverse
 
 from forge_site.models import Job, JobStatus
 from models_registry.models import ModelVersion, RegisteredModel
-from models_registry.services import model_create, version_create, version_record_inspection
+from models_registry.services import model_create
 from models_registry.templatetags.evidence_format import pct, sig, times
-from tests.api.helpers import mlp, temp_upload
+from tests.api.helpers import mlp_version
 from tests.evidence_results import benchmark_result, evaluation_job, parity_result
-from tests.torchscript_models import GATED_SPEC, MLP_SPEC
+from tests.torchscript_models import GATED_SPEC
 
 pytestmark = pytest.mark.django_db
-
-
-def _version(
-    model: RegisteredModel, user: User, version: str, *, onnx: bool = False, ready: bool = True, spec: Any = MLP_SPEC
-) -> ModelVersion:
-    mv = version_create(
-        model=model,
-        version=version,
-        artifact=temp_upload("m.pt", mlp(len(version))),
-        input_spec=spec,
-        onnx=SimpleUploadedFile("m.onnx", b"\x08\x07onnx-bytes") if onnx else None,
-        created_by=user,
-    )
-    if ready:
-        mv = version_record_inspection(version_id=mv.pk, ok=True, inspection={"parameters": 1}, reason="")
-    return mv
 
 
 @pytest.fixture
@@ -50,12 +33,12 @@ def model(engineer: User) -> RegisteredModel:
 
 @pytest.fixture
 def old(model: RegisteredModel, engineer: User) -> ModelVersion:
-    return _version(model, engineer, "1.0.0")
+    return mlp_version(model, engineer, "1.0.0")
 
 
 @pytest.fixture
 def new(model: RegisteredModel, engineer: User, old: ModelVersion) -> ModelVersion:
-    return _version(model, engineer, "1.1.0", onnx=True)
+    return mlp_version(model, engineer, "1.1.0", onnx=True)
 
 
 def logged_in(user: User) -> Client:
@@ -157,13 +140,13 @@ def test_engineers_get_the_run_forms_on_a_ready_version_and_nobody_else_does(eng
     for user in (manager, officer):
         html = logged_in(user).get(version_url(new)).content.decode()
         assert 'id="evidence"' in html and 'id="parity-form"' not in html and 'id="benchmark-form"' not in html
-    validating = _version(model, engineer, "2.0.0", ready=False)
+    validating = mlp_version(model, engineer, "2.0.0", ready=False)
     html = logged_in(engineer).get(version_url(validating)).content.decode()
     assert 'id="parity-form"' not in html and 'id="evidence"' not in html
 
 
 def test_the_parity_form_offers_onnx_only_with_a_companion_and_the_other_ready_versions(engineer, model, old, new):
-    _version(model, engineer, "0.9.0", ready=False)
+    mlp_version(model, engineer, "0.9.0", ready=False)
     html = logged_in(engineer).get(version_url(new)).content.decode()
     select = re.search(r'<select name="parity-reference".*?</select>', html, re.S)
     assert select is not None
@@ -223,7 +206,7 @@ def test_parity_against_another_device_sends_the_reference_device_and_dtype(engi
 
 
 def test_a_service_refusal_shows_on_the_field_it_concerns(engineer, model, new):
-    _version(model, engineer, "3.0.0", spec=GATED_SPEC)  # other inputs: parity against it is refused
+    mlp_version(model, engineer, "3.0.0", spec=GATED_SPEC)  # other inputs: parity against it is refused
     form = {
         "parity-reference": "version:3.0.0",
         "parity-samples": "64",

@@ -202,9 +202,8 @@ def test_parity_with_several_inputs_integer_tokens_and_an_onnx_export(celery_wor
 
 def test_scripted_control_flow_with_a_tuple_output_is_compared_leaf_by_leaf(celery_worker, engineer):
     model = model_create(name="gated", owner=engineer)
-    first = _ready(model, "1.0.0", scripted_bytes(seeded(Gated, 0)), engineer, spec=GATED_SPEC)
+    _ready(model, "1.0.0", scripted_bytes(seeded(Gated, 0)), engineer, spec=GATED_SPEC)
     second = _ready(model, "1.1.0", scripted_bytes(seeded(Gated, 1)), engineer, spec=GATED_SPEC)
-    assert first.pk != second.pk
     result = _succeeded(parity_start(version=second, actor=engineer, reference={"kind": "version", "version": "1.0.0"}))
     assert [o["path"] for o in result["outputs"]] == ["output[0]", "output[1]"]
     assert [o["shape"] for o in result["outputs"]] == [[1024, 2], [1024, 4]]
