@@ -61,6 +61,47 @@ def to_host(value: Any) -> Any:
     return value
 
 
+def concat_outputs(outputs: list[Any], rows: list[int]) -> Any | None:
+    """The outputs of consecutive batches joined along the first axis, structure kept, so a group of batches is
+    compared in one pass; None when that would not be the same as comparing them one by one: a leaf that is a
+    scalar, whose first axis is not the batch's rows, or whose dtype, trailing shape, device or structure changes."""
+    first = outputs[0]
+    if isinstance(first, torch.Tensor | np.ndarray):
+        kind, dtype, tail = type(first), first.dtype, tuple(first.shape[1:])
+        for out, count in zip(outputs, rows, strict=True):
+            if type(out) is not kind or out.dtype != dtype:
+                return None
+            shape = tuple(out.shape)
+            if not shape or shape[0] != count or shape[1:] != tail:
+                return None
+        try:
+            return torch.cat(outputs) if kind is torch.Tensor else np.concatenate(outputs)
+        except RuntimeError:  # tensors on different devices
+            return None
+    if isinstance(first, tuple | list):
+        if any(type(out) is not type(first) or len(out) != len(first) for out in outputs):
+            return None
+        parts = []
+        for index in range(len(first)):
+            part = concat_outputs([out[index] for out in outputs], rows)
+            if part is None:
+                return None
+            parts.append(part)
+        return tuple(parts) if isinstance(first, tuple) else parts
+    if isinstance(first, dict):
+        keys = list(first)
+        if any(not isinstance(out, dict) or list(out) != keys for out in outputs):
+            return None
+        joined = {}
+        for key in keys:
+            part = concat_outputs([out[key] for out in outputs], rows)
+            if part is None:
+                return None
+            joined[key] = part
+        return joined
+    return None
+
+
 def flatten_output(value: Any, path: str = "output") -> list[tuple[str, Any]]:
     """Leaves of a model output with their paths: tensors and arrays; tuples/lists/dicts walked in order."""
     if isinstance(value, torch.Tensor | np.ndarray | HostLeaf):
@@ -444,8 +485,30 @@ class ParityComparison:
         self.samples = 0
         self.batches = 0
 
-    def add_batch(self, candidate: Any, reference: Any, *, row_offset: int, rows: int | None = None) -> None:
-        """Compare one batch's raw outputs; ParityError when their structure differs."""
+    def add_group(self, candidates: list[Any], references: list[Any], *, row_offset: int, rows: list[int]) -> None:
+        """Compare consecutive batches (their raw outputs, `rows` samples each, the first at `row_offset`).
+
+        Their outputs are joined and compared in one pass when that is the same as comparing them one by one
+        (concat_outputs); otherwise, or when the joined outputs do not match, batch by batch, so that a
+        ParityError names the batch and its shapes."""
+        if len(candidates) > 1:
+            cand = concat_outputs(candidates, rows)
+            ref = concat_outputs(references, rows) if cand is not None else None
+            if cand is not None and ref is not None:
+                try:
+                    self.add_batch(cand, ref, row_offset=row_offset, rows=sum(rows), batches=len(rows))
+                    return
+                except ParityError:
+                    pass  # nothing was recorded: add_batch checks every output before it accumulates any
+        for cand_out, ref_out, count in zip(candidates, references, rows, strict=True):
+            self.add_batch(cand_out, ref_out, row_offset=row_offset, rows=count)
+            row_offset += count
+
+    def add_batch(
+        self, candidate: Any, reference: Any, *, row_offset: int, rows: int | None = None, batches: int = 1
+    ) -> None:
+        """Compare one batch's raw outputs (or `batches` consecutive batches joined); ParityError when their
+        structure differs."""
         cand_leaves = flatten_output(candidate)
         ref_leaves = flatten_output(reference)
         if len(cand_leaves) != len(ref_leaves):
@@ -494,7 +557,7 @@ class ParityComparison:
         if rows is None:
             rows = next((cand.shape[0] for _, cand, _ in pairs if cand.ndim), 1)
         self.samples = max(self.samples, row_offset + rows)
-        self.batches += 1
+        self.batches += batches
 
     def _new_output(
         self, path: str, cand: np.ndarray, cand_dtype: str, ref: np.ndarray, ref_dtype: str

@@ -1,4 +1,4 @@
-"""A parity run: both sides on the same batches, their outputs compared as they come, cancellable between batches."""
+"""A parity run: both sides on the same batches, their outputs compared group by group, cancellable between groups."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
-from models_registry.parity.compare import ParityComparison, to_host
+from models_registry.parity.compare import ParityComparison
 
 BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
 BLOCK_MAX_BATCHES = 64
 BLOCK_MAX_INPUT_BYTES = 64 * 1024**2
+BLOCK_MAX_OUTPUT_BYTES = 16 * 1024**2  # raw outputs of both sides held until their group is compared
 
 
 class ParityCancelled(Exception):
@@ -28,6 +30,22 @@ def _input_bytes(inputs: list[torch.Tensor]) -> int:
     return sum(tensor.numel() * tensor.element_size() for tensor in inputs)
 
 
+def _output_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, tuple | list):
+        return sum(_output_bytes(item) for item in value)
+    if isinstance(value, dict):
+        return sum(_output_bytes(item) for item in value.values())
+    return 0
+
+
+def _rows(inputs: list[torch.Tensor]) -> int:
+    return int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
+
+
 def run_parity(
     *,
     candidate: Callable[[list[torch.Tensor]], Any],
@@ -37,11 +55,13 @@ def run_parity(
     comparison: ParityComparison,
     on_batch: Callable[[int, int], bool] | None = None,
 ) -> dict[str, Any]:
-    """Feed each batch to both sides and compare; `on_batch` returning False cancels before the next batch.
+    """Feed each batch to both sides and compare; `on_batch(done, total)` returning False cancels the run.
 
-    Batches are run in small groups, all through the candidate and then all through the reference: alternating
-    two runtimes on every batch thrashes caches and costs tiny models up to half again their bare time. A group
-    lasts about BLOCK_TARGET_S, so a cancel is seen within that time.
+    Batches run in groups: all of a group through the candidate, then all through the reference (alternating two
+    runtimes on every batch thrashes caches and costs tiny models up to half again their bare time), and the
+    group's outputs are compared in one pass (ParityComparison.add_group), which keeps the per-batch work to the
+    two calls. A group lasts about BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of raw outputs; progress
+    is reported and a cancel is seen after each group.
     """
     timing = {"candidate_s": 0.0, "reference_s": 0.0, "compare_s": 0.0}
     started = time.perf_counter()
@@ -50,38 +70,38 @@ def run_parity(
     group_bytes = 0
     group_limit = 1
 
-    def run_group() -> float:
+    def run_group() -> int:
         t0 = time.perf_counter()
-        cand_outs = [to_host(candidate(inputs)) for inputs in group]
+        cand_outs = [candidate(inputs) for inputs in group]
         t1 = time.perf_counter()
-        ref_outs = [to_host(reference(inputs)) for inputs in group]
+        ref_outs = [reference(inputs) for inputs in group]
         t2 = time.perf_counter()
+        rows = [_rows(inputs) for inputs in group]
+        comparison.add_group(cand_outs, ref_outs, row_offset=state["row_offset"], rows=rows)
         timing["candidate_s"] += t1 - t0
         timing["reference_s"] += t2 - t1
-        for inputs, cand_out, ref_out in zip(group, cand_outs, ref_outs, strict=True):
-            rows = int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
-            c0 = time.perf_counter()
-            comparison.add_batch(cand_out, ref_out, row_offset=state["row_offset"], rows=rows)
-            timing["compare_s"] += time.perf_counter() - c0
-            state["row_offset"] += rows
-            state["done"] += 1
-            if on_batch is not None and on_batch(state["done"], total_batches) is False:
-                raise ParityCancelled(
-                    f"Parity run cancelled after {state['done']} of {total_batches} batches "
-                    f"({state['row_offset']:,} samples).",
-                    done=state["done"],
-                    total=total_batches,
-                )
-        return (t2 - t0) / len(group)
+        timing["compare_s"] += time.perf_counter() - t2
+        state["row_offset"] += sum(rows)
+        state["done"] += len(group)
+        if on_batch is not None and on_batch(state["done"], total_batches) is False:
+            raise ParityCancelled(
+                f"Parity run cancelled after {state['done']} of {total_batches} batches "
+                f"({state['row_offset']:,} samples).",
+                done=state["done"],
+                total=total_batches,
+            )
+        per_batch_s = (t2 - t0) / len(group)
+        held = max(1, _output_bytes(cand_outs[0]) + _output_bytes(ref_outs[0]))
+        by_time = int(BLOCK_TARGET_S / max(per_batch_s, 1e-9))
+        return max(1, min(BLOCK_MAX_BATCHES, by_time, BLOCK_MAX_OUTPUT_BYTES // held))
 
     with torch.inference_mode():
         for inputs in batches:
             group.append(inputs)
             group_bytes += _input_bytes(inputs)
             if len(group) >= group_limit or group_bytes >= BLOCK_MAX_INPUT_BYTES:
-                per_batch = run_group()
+                group_limit = run_group()
                 group, group_bytes = [], 0
-                group_limit = max(1, min(BLOCK_MAX_BATCHES, int(BLOCK_TARGET_S / max(per_batch, 1e-9))))
         if group:
             run_group()
     c0 = time.perf_counter()

@@ -22,6 +22,7 @@ from models_registry.parity import (
     ParityError,
     array_batches,
     batch_count,
+    concat_outputs,
     flatten_output,
     random_inputs,
     run_parity,
@@ -302,6 +303,72 @@ def test_a_dtype_kind_mismatch_is_named():
     )
 
 
+def _batched_outputs(module: nn.Module, decls: list[InputDecl], *, batches: int, rows: int) -> list:
+    with torch.inference_mode():
+        return [module(*inputs) for inputs in spec_batches(decls, samples=batches * rows, batch_size=rows, seed=0)]
+
+
+@pytest.mark.parametrize(("cls", "spec"), [(Heads, MLP_SPEC), (Gated, GATED_SPEC)])
+def test_a_group_compared_at_once_gives_what_its_batches_give_one_by_one(cls, spec):
+    """Dict and tuple outputs of seven batches, joined (add_group) or not (add_batch): the same result."""
+    decls = parse_input_spec(spec)
+    model = seeded(cls)
+    cand = _batched_outputs(perturbed(model, 0.01), decls, batches=7, rows=9)
+    ref = _batched_outputs(model, decls, batches=7, rows=9)
+    grouped, one_by_one = ParityComparison(), ParityComparison()
+    grouped.add_group(cand[:1], ref[:1], row_offset=0, rows=[9])
+    grouped.add_group(cand[1:], ref[1:], row_offset=9, rows=[9] * 6)
+    for index, (c, r) in enumerate(zip(cand, ref, strict=True)):
+        one_by_one.add_batch(c, r, row_offset=9 * index)
+    joined, separate = grouped.result(), one_by_one.result()
+    assert joined["passed"] is False and joined["batches"] == 7 and joined["samples"] == 63
+    assert json.dumps(joined, sort_keys=True) == json.dumps(separate, sort_keys=True)
+
+
+def test_a_group_whose_batches_cannot_be_joined_is_compared_batch_by_batch():
+    """A last batch with another trailing shape: the error names that batch's shapes, not the group's."""
+    cand = [torch.zeros(8, 2), torch.zeros(8, 2), torch.zeros(8, 3)]
+    ref = [torch.zeros(8, 2), torch.zeros(8, 2), torch.zeros(8, 2)]
+    comparison = ParityComparison()
+    with pytest.raises(ParityError) as caught:
+        comparison.add_group(cand, ref, row_offset=0, rows=[8, 8, 8])
+    assert str(caught.value) == (
+        "Output output has shape [8, 3] (float32) in the candidate but [8, 2] (float32) in the reference."
+    )
+    assert comparison.batches == 2  # the two batches before it were compared
+
+
+def test_a_group_with_mismatched_sides_fails_on_its_first_batch():
+    comparison = ParityComparison()
+    with pytest.raises(ParityError) as caught:
+        comparison.add_group([torch.zeros(8, 2)] * 3, [torch.zeros(8, 3)] * 3, row_offset=0, rows=[8, 8, 8])
+    assert "shape [8, 2] (float32) in the candidate but [8, 3] (float32)" in str(caught.value)
+    assert comparison.batches == 0
+
+
+@pytest.mark.parametrize(
+    ("outputs", "rows"),
+    [
+        ([torch.tensor(1.0), torch.tensor(2.0)], [1, 1]),  # scalars have no batch axis
+        ([torch.zeros(4, 2), torch.zeros(3, 2)], [4, 4]),  # first axis is not the batch's rows
+        ([torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.float64)], [4, 4]),  # dtype changes
+        ([(torch.zeros(4, 2),), [torch.zeros(4, 2)]], [4, 4]),  # structure changes
+        ([{"a": torch.zeros(4)}, {"b": torch.zeros(4)}], [4, 4]),
+        ([np.zeros((4, 2)), torch.zeros(4, 2)], [4, 4]),
+    ],
+)
+def test_outputs_that_cannot_be_joined_exactly_are_not(outputs, rows):
+    assert concat_outputs(outputs, rows) is None
+
+
+def test_outputs_are_joined_along_the_batch_axis_with_their_structure():
+    first = {"p": (torch.ones(2, 3), np.zeros((2,), dtype=np.int64))}
+    second = {"p": (torch.full((5, 3), 2.0), np.ones((5,), dtype=np.int64))}
+    joined = concat_outputs([first, second], [2, 5])
+    assert torch.equal(joined["p"][0], torch.cat([torch.ones(2, 3), torch.full((5, 3), 2.0)]))
+    assert joined["p"][1].tolist() == [0, 0, 1, 1, 1, 1, 1]
+
+
 def test_integer_and_bool_inputs_stay_inside_their_range():
     decls = [
         InputDecl(name="tokens", shape=(None, 6), dtype="int64", low=5, high=8),
@@ -432,14 +499,15 @@ def test_outputs_larger_than_a_chunk_are_streamed(monkeypatch):
     assert out["cosine_similarity"] == pytest.approx(want["cosine_similarity"], abs=1e-12)
 
 
-def test_on_batch_returning_false_cancels_at_the_next_batch():
+def test_on_batch_returning_false_cancels_after_the_current_group():
+    """Progress is reported, and a cancel seen, after each group of batches (the first group is one batch)."""
     model = seeded(CreditMLP)
     seen: list[tuple[int, int]] = []
     comparison = ParityComparison()
 
     def on_batch(done: int, total: int) -> bool:
         seen.append((done, total))
-        return done < 3
+        return len(seen) < 2
 
     with pytest.raises(ParityCancelled) as caught:
         run_parity(
@@ -450,10 +518,13 @@ def test_on_batch_returning_false_cancels_at_the_next_batch():
             comparison=comparison,
             on_batch=on_batch,
         )
-    assert seen == [(1, 100), (2, 100), (3, 100)]
-    assert (caught.value.done, caught.value.total) == (3, 100)
-    assert str(caught.value) == "Parity run cancelled after 3 of 100 batches (30 samples)."
-    assert comparison.result()["samples"] == 30
+    (first, _), (done, _) = seen
+    assert first == 1 and first < done < 100
+    assert [total for _, total in seen] == [100, 100]
+    assert (caught.value.done, caught.value.total) == (done, 100)
+    assert str(caught.value) == f"Parity run cancelled after {done} of 100 batches ({done * 10} samples)."
+    assert comparison.result()["samples"] == done * 10
+    assert comparison.result()["batches"] == done
 
 
 def test_a_runner_error_stops_the_run(tmp_path: Path):
