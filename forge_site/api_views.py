@@ -8,7 +8,6 @@ import django_filters
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from forge_site.api import ApiError
+from forge_site.filters import CachedFormFilterSet, FilterBackend
 from forge_site.jobs import job_cancel
 from forge_site.models import ApiToken, Job, JobStatus
 from forge_site.tokens import token_create, token_revoke
@@ -89,7 +89,7 @@ class JobOut(serializers.Serializer):
     error = serializers.CharField()
 
 
-class JobFilter(django_filters.FilterSet):
+class JobFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
     kind = django_filters.CharFilter()
     subject_type = django_filters.CharFilter()
@@ -106,7 +106,7 @@ class JobListView(generics.ListAPIView):
 
     required_actions = {"GET": "job.view"}
     serializer_class = JobOut
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = JobFilter
 
     def get_queryset(self) -> QuerySet[Job]:

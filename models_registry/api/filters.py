@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from forge_site.filters import CachedFormFilterSet
 from models_registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
 
@@ -17,19 +18,6 @@ class StableOrderingFilter(django_filters.OrderingFilter):
         if value in ([], (), {}, "", None):
             return qs
         return qs.order_by(*[self.get_ordering_value(param) for param in value], "pk")
-
-
-class CachedFormFilterSet(django_filters.FilterSet):
-    """Builds its form class once per filter class instead of once per request (no field here depends on the
-    request); django-filter otherwise deep-copies every filter on each list request."""
-
-    _form_classes: ClassVar[dict[type, type]] = {}
-
-    def get_form_class(self) -> Any:
-        cls = type(self)
-        if cls not in self._form_classes:
-            self._form_classes[cls] = super().get_form_class()
-        return self._form_classes[cls]
 
 
 class ModelFilter(CachedFormFilterSet):

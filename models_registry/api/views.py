@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from django.http import FileResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 
 from forge_site.api import ApiError
 from forge_site.api_views import ERRORS, ErrorOut
+from forge_site.filters import FilterBackend
 from forge_site.pagination import LazyPageNumberPagination
 from models_registry import selectors, services
 from models_registry.api import serializers as s
@@ -73,7 +73,7 @@ class ModelListCreateView(generics.ListAPIView):
     required_actions = {"GET": "registry.view", "POST": "model.create"}
     pagination_class = LazyPageNumberPagination
     serializer_class = s.ModelOut
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = ModelFilter
 
     def get_queryset(self) -> QuerySet[RegisteredModel]:
@@ -128,7 +128,7 @@ class VersionListCreateView(generics.ListAPIView):
     required_actions = {"GET": "registry.view", "POST": "version.upload"}
     pagination_class = LazyPageNumberPagination
     serializer_class = s.VersionOut
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = VersionFilter
 
     def get_parsers(self) -> list[Any]:
