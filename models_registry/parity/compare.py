@@ -49,11 +49,15 @@ class HostLeaf:
 
 def to_host(value: Any) -> Any:
     """The output with every tensor copied into a numpy array (structure kept). Holding torch's own output tensors
-    while the next forward passes run makes those passes up to 2-3x slower here (its allocator cannot reuse their
-    memory), so a parity run keeps copies."""
+    while other forward passes run makes those passes up to 1.5-3x slower here (measured with an MLP whose hidden
+    layer is 1024 wide: its allocator cannot reuse that memory), so a parity run keeps copies."""
     if isinstance(value, torch.Tensor):
+        if value.dtype is not torch.bfloat16 and value.is_cpu and not value.requires_grad:
+            return value.numpy().copy()  # numpy has the same dtype: nothing to remember
         array, name = _as_array(value)
         return HostLeaf(np.array(array, copy=True), name)
+    if isinstance(value, np.ndarray):
+        return value
     if isinstance(value, tuple | list):
         return type(value)(to_host(item) for item in value)
     if isinstance(value, dict):
@@ -66,6 +70,11 @@ def concat_outputs(outputs: list[Any], rows: list[int]) -> Any | None:
     compared in one pass; None when that would not be the same as comparing them one by one: a leaf that is a
     scalar, whose first axis is not the batch's rows, or whose dtype, trailing shape, device or structure changes."""
     first = outputs[0]
+    if isinstance(first, HostLeaf):
+        if any(not isinstance(out, HostLeaf) or out.dtype != first.dtype for out in outputs):
+            return None
+        joined = concat_outputs([out.array for out in outputs], rows)
+        return None if joined is None else HostLeaf(joined, first.dtype)
     if isinstance(first, torch.Tensor | np.ndarray):
         kind, dtype, tail = type(first), first.dtype, tuple(first.shape[1:])
         for out, count in zip(outputs, rows, strict=True):
@@ -100,6 +109,46 @@ def concat_outputs(outputs: list[Any], rows: list[int]) -> Any | None:
             joined[key] = part
         return joined
     return None
+
+
+class Joined:
+    """One side's outputs of a group of batches, joined along the batch axis (concat_outputs)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def collect_outputs(outputs: list[Any], rows: list[int]) -> Joined | list[Any]:
+    """One side's outputs of a group of batches, taken off the model's memory right after the side has run: joined
+    (one allocation, while the batches' own outputs are freed) when concat_outputs can, else each copied to the
+    host. Holding a group's worth of torch's output tensors while the other side runs made that side up to 1.5x
+    slower here (an MLP with a 1024-wide hidden layer against ONNX Runtime); a copy per batch costs a tiny
+    model about 10% of its run."""
+    if len(outputs) > 1:
+        joined = concat_outputs(outputs, rows)
+        if joined is not None:
+            return Joined(joined)
+    return [to_host(output) for output in outputs]
+
+
+def split_output(value: Any, rows: list[int]) -> list[Any]:
+    """The per-batch outputs a concat_outputs result was joined from."""
+    if isinstance(value, torch.Tensor):
+        return list(torch.split(value, rows))
+    if isinstance(value, np.ndarray):
+        return np.split(value, np.cumsum(rows)[:-1])
+    if isinstance(value, HostLeaf):
+        return [HostLeaf(part, value.dtype) for part in split_output(value.array, rows)]
+    if isinstance(value, tuple | list):
+        columns = [split_output(item, rows) for item in value]
+        per_batch = [[column[index] for column in columns] for index in range(len(rows))]
+        return [tuple(items) for items in per_batch] if isinstance(value, tuple) else per_batch
+    if isinstance(value, dict):
+        columns_by_key = {key: split_output(item, rows) for key, item in value.items()}
+        return [{key: column[index] for key, column in columns_by_key.items()} for index in range(len(rows))]
+    raise TypeError(f"cannot split a {type(value).__name__}")
 
 
 def flatten_output(value: Any, path: str = "output") -> list[tuple[str, Any]]:
@@ -485,22 +534,26 @@ class ParityComparison:
         self.samples = 0
         self.batches = 0
 
-    def add_group(self, candidates: list[Any], references: list[Any], *, row_offset: int, rows: list[int]) -> None:
-        """Compare consecutive batches (their raw outputs, `rows` samples each, the first at `row_offset`).
+    def add_group(
+        self, candidates: Joined | list[Any], references: Joined | list[Any], *, row_offset: int, rows: list[int]
+    ) -> None:
+        """Compare consecutive batches: `rows` samples each, the first at `row_offset`; each side's outputs as
+        collect_outputs returns them, or a list of one raw output per batch.
 
-        Their outputs are joined and compared in one pass when that is the same as comparing them one by one
-        (concat_outputs); otherwise, or when the joined outputs do not match, batch by batch, so that a
-        ParityError names the batch and its shapes."""
-        if len(candidates) > 1:
-            cand = concat_outputs(candidates, rows)
-            ref = concat_outputs(references, rows) if cand is not None else None
-            if cand is not None and ref is not None:
-                try:
-                    self.add_batch(cand, ref, row_offset=row_offset, rows=sum(rows), batches=len(rows))
-                    return
-                except ParityError:
-                    pass  # nothing was recorded: add_batch checks every output before it accumulates any
-        for cand_out, ref_out, count in zip(candidates, references, rows, strict=True):
+        Joined sides are compared in one pass, which is the same as comparing the batches one by one; otherwise,
+        or when the joined outputs do not match, batch by batch, so that a ParityError names the batch and its
+        shapes."""
+        cand = candidates if isinstance(candidates, Joined) else collect_outputs(candidates, rows)
+        ref = references if isinstance(references, Joined) else collect_outputs(references, rows)
+        if isinstance(cand, Joined) and isinstance(ref, Joined):
+            try:
+                self.add_batch(cand.value, ref.value, row_offset=row_offset, rows=sum(rows), batches=len(rows))
+                return
+            except ParityError:
+                pass  # nothing was recorded: add_batch checks every output before it accumulates any
+        cand_outs = split_output(cand.value, rows) if isinstance(cand, Joined) else cand
+        ref_outs = split_output(ref.value, rows) if isinstance(ref, Joined) else ref
+        for cand_out, ref_out, count in zip(cand_outs, ref_outs, rows, strict=True):
             self.add_batch(cand_out, ref_out, row_offset=row_offset, rows=count)
             row_offset += count
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from models_registry.parity.compare import ParityComparison
+from models_registry.parity.compare import ParityComparison, collect_outputs
 
 BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
 BLOCK_MAX_BATCHES = 64
 BLOCK_MAX_INPUT_BYTES = 64 * 1024**2
-BLOCK_MAX_OUTPUT_BYTES = 16 * 1024**2  # raw outputs of both sides held until their group is compared
+BLOCK_MAX_OUTPUT_BYTES = 16 * 1024**2  # host copies of both sides' outputs held until their group is compared
 
 
 class ParityCancelled(Exception):
@@ -58,10 +58,11 @@ def run_parity(
     """Feed each batch to both sides and compare; `on_batch(done, total)` returning False cancels the run.
 
     Batches run in groups: all of a group through the candidate, then all through the reference (alternating two
-    runtimes on every batch thrashes caches and costs tiny models up to half again their bare time), and the
-    group's outputs are compared in one pass (ParityComparison.add_group), which keeps the per-batch work to the
-    two calls. A group lasts about BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of raw outputs; progress
-    is reported and a cancel is seen after each group.
+    runtimes on every batch thrashes caches and costs tiny models up to half again their bare time). Each side's
+    outputs are joined as soon as the side has run (collect_outputs) and the group is compared in one pass
+    (ParityComparison.add_group), which keeps the per-batch work to the two calls. A group lasts about
+    BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of outputs; progress is reported and a cancel is seen
+    after each group.
     """
     timing = {"candidate_s": 0.0, "reference_s": 0.0, "compare_s": 0.0}
     started = time.perf_counter()
@@ -72,12 +73,18 @@ def run_parity(
 
     def run_group() -> int:
         t0 = time.perf_counter()
-        cand_outs = [candidate(inputs) for inputs in group]
-        t1 = time.perf_counter()
-        ref_outs = [reference(inputs) for inputs in group]
-        t2 = time.perf_counter()
         rows = [_rows(inputs) for inputs in group]
-        comparison.add_group(cand_outs, ref_outs, row_offset=state["row_offset"], rows=rows)
+        outputs = [candidate(inputs) for inputs in group]
+        held = _output_bytes(outputs[0])
+        cand = collect_outputs(outputs, rows)
+        del outputs  # the batches' own tensors go before the reference runs
+        t1 = time.perf_counter()
+        outputs = [reference(inputs) for inputs in group]
+        held += _output_bytes(outputs[0])
+        ref = collect_outputs(outputs, rows)
+        del outputs
+        t2 = time.perf_counter()
+        comparison.add_group(cand, ref, row_offset=state["row_offset"], rows=rows)
         timing["candidate_s"] += t1 - t0
         timing["reference_s"] += t2 - t1
         timing["compare_s"] += time.perf_counter() - t2
@@ -91,9 +98,8 @@ def run_parity(
                 total=total_batches,
             )
         per_batch_s = (t2 - t0) / len(group)
-        held = max(1, _output_bytes(cand_outs[0]) + _output_bytes(ref_outs[0]))
         by_time = int(BLOCK_TARGET_S / max(per_batch_s, 1e-9))
-        return max(1, min(BLOCK_MAX_BATCHES, by_time, BLOCK_MAX_OUTPUT_BYTES // held))
+        return max(1, min(BLOCK_MAX_BATCHES, by_time, BLOCK_MAX_OUTPUT_BYTES // max(1, held)))
 
     with torch.inference_mode():
         for inputs in batches:
