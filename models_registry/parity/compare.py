@@ -49,8 +49,8 @@ class HostLeaf:
 
 def to_host(value: Any) -> Any:
     """The output with every tensor copied into a numpy array (structure kept). Holding torch's own output tensors
-    while other forward passes run makes those passes up to 1.5-3x slower here (measured with an MLP whose hidden
-    layer is 1024 wide: its allocator cannot reuse that memory), so a parity run keeps copies."""
+    while the next forward passes run makes those passes up to 2x slower here (an MLP with a 1024-wide hidden
+    layer: the allocator cannot reuse that memory), so a parity run copies each output as it comes."""
     if isinstance(value, torch.Tensor):
         if value.dtype is not torch.bfloat16 and value.is_cpu and not value.requires_grad:
             return value.numpy().copy()  # numpy has the same dtype: nothing to remember
@@ -121,16 +121,12 @@ class Joined:
 
 
 def collect_outputs(outputs: list[Any], rows: list[int]) -> Joined | list[Any]:
-    """One side's outputs of a group of batches, taken off the model's memory right after the side has run: joined
-    (one allocation, while the batches' own outputs are freed) when concat_outputs can, else each copied to the
-    host. Holding a group's worth of torch's output tensors while the other side runs made that side up to 1.5x
-    slower here (an MLP with a 1024-wide hidden layer against ONNX Runtime); a copy per batch costs a tiny
-    model about 10% of its run."""
+    """One side's outputs of a group of batches, joined when concat_outputs can, else as they are."""
     if len(outputs) > 1:
         joined = concat_outputs(outputs, rows)
         if joined is not None:
             return Joined(joined)
-    return [to_host(output) for output in outputs]
+    return outputs
 
 
 def split_output(value: Any, rows: list[int]) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models_registry.parity.compare import ParityComparison, collect_outputs
+from models_registry.parity.compare import ParityComparison, collect_outputs, to_host
 
 BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
 BLOCK_MAX_BATCHES = 64
@@ -58,11 +58,11 @@ def run_parity(
     """Feed each batch to both sides and compare; `on_batch(done, total)` returning False cancels the run.
 
     Batches run in groups: all of a group through the candidate, then all through the reference (alternating two
-    runtimes on every batch thrashes caches and costs tiny models up to half again their bare time). Each side's
-    outputs are joined as soon as the side has run (collect_outputs) and the group is compared in one pass
-    (ParityComparison.add_group), which keeps the per-batch work to the two calls. A group lasts about
-    BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of outputs; progress is reported and a cancel is seen
-    after each group.
+    runtimes on every batch thrashes caches and costs tiny models up to half again their bare time). Each output
+    is copied to the host as it comes (to_host); a group's copies are joined and compared in one pass
+    (collect_outputs, ParityComparison.add_group), which keeps the per-batch work to the two calls and a copy.
+    A group lasts about BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of outputs; progress is reported
+    and a cancel is seen after each group.
     """
     timing = {"candidate_s": 0.0, "reference_s": 0.0, "compare_s": 0.0}
     started = time.perf_counter()
@@ -74,16 +74,13 @@ def run_parity(
     def run_group() -> int:
         t0 = time.perf_counter()
         rows = [_rows(inputs) for inputs in group]
-        outputs = [candidate(inputs) for inputs in group]
-        held = _output_bytes(outputs[0])
-        cand = collect_outputs(outputs, rows)
-        del outputs  # the batches' own tensors go before the reference runs
+        cand_outs = [to_host(candidate(inputs)) for inputs in group]
         t1 = time.perf_counter()
-        outputs = [reference(inputs) for inputs in group]
-        held += _output_bytes(outputs[0])
-        ref = collect_outputs(outputs, rows)
-        del outputs
+        ref_outs = [to_host(reference(inputs)) for inputs in group]
         t2 = time.perf_counter()
+        held = _output_bytes(cand_outs[0]) + _output_bytes(ref_outs[0])
+        cand, ref = collect_outputs(cand_outs, rows), collect_outputs(ref_outs, rows)
+        del cand_outs, ref_outs
         comparison.add_group(cand, ref, row_offset=state["row_offset"], rows=rows)
         timing["candidate_s"] += t1 - t0
         timing["reference_s"] += t2 - t1
