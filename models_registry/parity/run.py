@@ -79,9 +79,9 @@ def run_parity(
         ref_outs = [to_host(reference(inputs)) for inputs in group]
         t2 = time.perf_counter()
         held = _output_bytes(cand_outs[0]) + _output_bytes(ref_outs[0])
-        cand, ref = collect_outputs(cand_outs, rows), collect_outputs(ref_outs, rows)
-        del cand_outs, ref_outs
-        comparison.add_group(cand, ref, row_offset=state["row_offset"], rows=rows)
+        comparison.add_group(
+            collect_outputs(cand_outs, rows), collect_outputs(ref_outs, rows), row_offset=state["row_offset"], rows=rows
+        )
         timing["candidate_s"] += t1 - t0
         timing["reference_s"] += t2 - t1
         timing["compare_s"] += time.perf_counter() - t2
