@@ -31,6 +31,8 @@ DEFAULT_REDIS = "redis://127.0.0.1:6399/4"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from models_registry.benchmark_compare import cpu_model  # noqa: E402  (torch-free; needs REPO on sys.path)
+
 
 def bench_env(var_dir: Path, database_url: str | None = None, *, redis_url: str = DEFAULT_REDIS) -> dict[str, str]:
     """Environment for a production-like Forge (DEBUG off) confined to `var_dir`."""
@@ -167,22 +169,12 @@ def summarize(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, Any]:
     import django
 
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_model(),
+        "cpu": cpu_model(),  # the name Forge's benchmark fingerprints record
         "cores": psutil.cpu_count(logical=True),
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "python": platform.python_version(),

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import torch
 
-from models_registry.benchmark_compare import compare_results, describe_machine, fingerprint_key
+from models_registry.benchmark_compare import compare_results, cpu_model, describe_machine, fingerprint_key
 from models_registry.runners import RunnerError, TorchScriptRunner, library_versions
 
 __all__ = ["compare_results", "describe_machine", "fingerprint_key"]  # torch-free, re-exported here
@@ -294,16 +294,6 @@ def run_benchmark(
 
 
 # ---------------------------------------------------------------- fingerprint
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _gpu_driver() -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+from pathlib import Path
 from typing import Any
 
 HARDWARE_KEYS = ("cpu_model", "cpu_cores_logical", "cpu_cores_physical", "gpu_name", "device", "threads")
@@ -17,6 +19,17 @@ def fingerprint_key(fp: dict[str, Any]) -> str:
     part = {key: fp.get(key) for key in HARDWARE_KEYS}
     part["device"] = str(part["device"] or "").split(":", 1)[0]
     return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name, as /proc/cpuinfo gives it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def describe_machine(fp: dict[str, Any]) -> str:

@@ -31,7 +31,6 @@ _ORT_NUMPY = {
     "tensor(bool)": np.bool_,
 }
 _NP_FLOAT32 = np.dtype(np.float32)
-_FLOAT32 = torch.float32
 
 
 class RunnerError(Exception):
@@ -192,7 +191,7 @@ class OnnxRunner:
             )
         feed = {}
         for name, tensor, want in zip(self.input_names, inputs, self._feed_dtypes, strict=True):
-            if tensor.dtype is _FLOAT32 and want is _NP_FLOAT32 and tensor.is_cpu and not tensor.requires_grad:
+            if tensor.dtype is torch.float32 and want is _NP_FLOAT32 and tensor.is_cpu and not tensor.requires_grad:
                 feed[name] = tensor.numpy()  # the common case, a dozen microseconds a batch cheaper on tiny models
                 continue
             if tensor.requires_grad or not tensor.is_cpu or tensor.dtype is torch.bfloat16:

@@ -6,6 +6,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth.models import User
+
+from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,3 +48,12 @@ def page(browser) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def log_in(page, live_server, user: User) -> None:
+    """Sign in through the login form, as a person does."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")

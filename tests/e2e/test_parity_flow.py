@@ -5,35 +5,19 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 
 from forge_site.models import Job, JobStatus
-from models_registry.artifacts import HashedUploadedFile
 from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import model_create, version_create
-from tests.conftest import PASSWORD, wait_for
+from tests.api.helpers import temp_upload
+from tests.conftest import wait_for
+from tests.e2e.conftest import log_in
 from tests.evaluation_models import mlp_with_onnx
 from tests.torchscript_models import MLP_SPEC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SAMPLES = 500_000  # enough batches that the progress is seen moving, on a fast machine too
-
-
-def upload_file(name: str, data: bytes) -> HashedUploadedFile:
-    file = HashedUploadedFile(name, "application/octet-stream", len(data), None, None)
-    file.write(data)
-    file.seek(0)
-    file.size = len(data)
-    return file
-
-
-def log_in(page, live_server, user: User) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_an_engineer_runs_parity_against_the_onnx_companion_and_sees_it_pass(
@@ -44,8 +28,8 @@ def test_an_engineer_runs_parity_against_the_onnx_companion_and_sees_it_pass(
     version = version_create(
         model=model,
         version="1.1.0",
-        artifact=upload_file("model.pt", artifact),
-        onnx=upload_file("model.onnx", onnx),
+        artifact=temp_upload("model.pt", artifact),
+        onnx=temp_upload("model.onnx", onnx),
         input_spec=MLP_SPEC,
         created_by=engineer,
     )

@@ -5,35 +5,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 
 from forge_site.models import AuditEvent
-from models_registry.artifacts import HashedUploadedFile
 from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import model_create, version_create
-from tests.conftest import PASSWORD
+from tests.api.helpers import temp_upload
+from tests.e2e.conftest import log_in
 from tests.torchscript_models import MLP_SPEC, CreditMLP, mlp_bytes, scripted_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 # Slow the browser's upload so the progress bar is seen moving (loopback would finish in one event).
 UPLOAD_BYTES_PER_S = 600 * 1024
-
-
-def temp_upload(data: bytes) -> HashedUploadedFile:
-    file = HashedUploadedFile("model.pt", "application/octet-stream", len(data), None, None)
-    file.write(data)
-    file.seek(0)
-    file.size = len(data)
-    return file
-
-
-def log_in(page, live_server, user: User) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
 
 
 def test_an_engineer_uploads_a_model_and_sees_it_turn_ready(page, live_server, celery_worker, engineer, tmp_path):
@@ -120,7 +103,11 @@ def test_an_officer_reads_the_upload_in_the_audit_trail_and_a_manager_cannot_upl
 ):
     model = model_create(name="fraud-score", owner=engineer, risk_tier="critical")
     version_create(
-        model=model, version="3.0.0", artifact=temp_upload(mlp_bytes(1)), input_spec=MLP_SPEC, created_by=engineer
+        model=model,
+        version="3.0.0",
+        artifact=temp_upload("model.pt", mlp_bytes(1)),
+        input_spec=MLP_SPEC,
+        created_by=engineer,
     )
     assert AuditEvent.objects.filter(action="version.upload").exists()
 
