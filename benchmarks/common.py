@@ -170,17 +170,27 @@ def summarize(samples_s: list[float]) -> dict[str, float]:
 
 
 def machine_info() -> dict[str, Any]:
-    import django
-
-    return {
+    info: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),  # the name Forge's benchmark fingerprints record
         "cores": psutil.cpu_count(logical=True),
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "python": platform.python_version(),
-        "django": django.get_version(),
+        "django": None,  # the in-process scripts also run on GPU hosts that have torch but no Django
         "kernel": platform.release(),
     }
+    try:
+        import django
+
+        info["django"] = django.get_version()
+    except ImportError:
+        pass
+    torch = sys.modules.get("torch")  # only when the script already uses it
+    if torch is not None:
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 class BusyMeter:

@@ -1,7 +1,7 @@
 """What Forge adds to one inference in-process (routing, input hashing, log enqueue), as a share of a ~10 ms forward.
 
     .venv/bin/python benchmarks/governance_overhead.py [--target-ms 10] [--repeats 200] [--threads 1]
-                                                      [--features 32,1024] [--json]
+                                                      [--features 32,1024] [--device cpu|cuda] [--json]
 
 Goal (issue 3): under 1% of a 10 ms forward (the TorchForge article claims 2.5% on a 12 ms forward).
 
@@ -11,7 +11,9 @@ models_registry.benchmark.governance_overhead on it through the job's TorchScrip
 forward, the p50 of the hooks alone (sticky routing of a request key, SHA-256 of the input tensors' bytes, a log
 record put on a queue.SimpleQueue) and of each component, and an interleaved bare/governed A/B. The hashing cost
 grows with the request's bytes, so it runs once per `--features` value (32 features: a tabular request of 8 KiB at
-batch 64; 1024 features: 256 KiB).
+batch 64; 1024 features: 256 KiB). With `--device cuda` the model runs on the GPU (a looped MLP of about
+`--target-ms`, see benchmark_accuracy.py), the device is synchronised after each forward, and the request is hashed
+from host memory, as a server receives it.
 """
 
 from __future__ import annotations
@@ -31,17 +33,18 @@ GOAL = 0.01
 BATCH = 64
 
 
-def measure(features: int, target_ms: float, repeats: int) -> dict[str, Any]:
+def measure(features: int, target_ms: float, repeats: int, device: str = "cpu") -> dict[str, Any]:
     import torch
 
     from models_registry.benchmark import GovernanceHooks, governance_overhead
     from models_registry.runners import TorchScriptRunner
 
-    module, width, calibrated_ms = calibrated_wide_mlp(target_ms, batch=BATCH, features=features)
-    runner = TorchScriptRunner(module, device="cpu", dtype="float32", label=f"wide-{width}")
-    x = torch.randn(BATCH, features)
-    report = governance_overhead(runner, [x], repeats=repeats, hooks=GovernanceHooks())
-    return {"features": features, "width": width, "calibrated_forward_ms": round(calibrated_ms, 3), **report}
+    module, name, calibrated_ms = calibrated_wide_mlp(target_ms, batch=BATCH, features=features, device=device)
+    runner = TorchScriptRunner(module, device=device, dtype="float32", label=name)
+    x = torch.randn(BATCH, features, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    report = governance_overhead(runner, [x], repeats=repeats, hooks=GovernanceHooks(), sync=sync)
+    return {"features": features, "model": name, "calibrated_forward_ms": round(calibrated_ms, 3), **report}
 
 
 def main() -> None:
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--features", default="32,1024")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host")
     parser.add_argument("--var-dir", type=Path, default=common.DEFAULT_VAR)
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args()
@@ -57,12 +61,17 @@ def main() -> None:
 
     import torch
 
+    from models_registry.runners import strict_float32
+
     torch.set_num_threads(args.threads)
+    strict_float32()  # as the job sandbox does
     busy = common.BusyMeter()
-    rows = [measure(int(f), args.target_ms, args.repeats) for f in args.features.split(",")]
+    rows = [measure(int(f), args.target_ms, args.repeats, args.device) for f in args.features.split(",")]
+    suffix = "" if args.device == "cpu" else "_" + args.device.split(":")[0]
     result = {
-        "benchmark": "governance_overhead",
+        "benchmark": f"governance_overhead{suffix}",
         "goal_ratio": GOAL,
+        "device": args.device,
         "threads": args.threads,
         "repeats": args.repeats,
         "batch_size": BATCH,
@@ -71,15 +80,15 @@ def main() -> None:
         "busy": busy.finish(),
         "command": " ".join(["benchmarks/governance_overhead.py", *sys.argv[1:]]),
     }
-    common.write_result(args.var_dir, "governance_overhead", result)
+    common.write_result(args.var_dir, result["benchmark"], result)
     print(
-        f"\ngovernance overhead in-process, wide MLP at batch {BATCH}, {args.threads} thread(s), "
+        f"\ngovernance overhead in-process on {args.device}, batch {BATCH}, {args.threads} thread(s), "
         f"{args.repeats} repeats (p50s)"
     )
     common.print_table(
         [
             [
-                f"{r['features']}->{r['width']}->{r['width']}->2",
+                r["model"],
                 f"{r['input_bytes'] // 1024} KiB",
                 f"{r['forward_p50_ms']:.2f}",
                 f"{r['hooks_p50_ms'] * 1000:.1f}",

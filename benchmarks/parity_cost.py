@@ -1,7 +1,7 @@
 """Cost of a parity run: 10,000 samples of the credit-risk MLP against its ONNX export, vs the two bare passes.
 
     .venv/bin/python benchmarks/parity_cost.py [--samples 10000] [--batch-sizes 64,256,1024] [--repeats 15]
-                                              [--threads 1] [--json]
+                                              [--threads 1] [--device cpu|cuda] [--json]
 
 Goal (issue 3): the parity run takes at most 1.5x the time of the two bare inference passes over the same inputs.
 
@@ -16,6 +16,10 @@ job does (models_registry.runners.ModelCache). For each batch size it draws the 
   - the input generation alone (spec_batches), to show the share it takes.
 Ratio = parity / (bare TorchScript + bare ONNX Runtime), from the fastest of the repeats (the least disturbed by
 other processes) and from the medians; torch and ONNX Runtime both use `--threads` threads.
+
+With `--device cuda` (a GPU host) the candidate runs on the GPU and ONNX Runtime uses its CUDA provider when the
+installed onnxruntime has one (the result names the provider). The bare TorchScript pass then copies each host
+batch to the GPU, as the parity run must, and synchronises once at the end.
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ def build(out_dir: Path, hidden: int = 64) -> tuple[Path, Path]:
     return pt, onnx
 
 
-def measure(samples: int, batch_size: int, repeats: int, threads: int, pt: Path, onnx: Path) -> dict[str, Any]:
+def measure(
+    samples: int, batch_size: int, repeats: int, threads: int, pt: Path, onnx: Path, device: str = "cpu"
+) -> dict[str, Any]:
     import torch
 
     from models_registry.input_spec import parse_input_spec
@@ -60,17 +66,23 @@ def measure(samples: int, batch_size: int, repeats: int, threads: int, pt: Path,
 
     decls = parse_input_spec(MLP_SPEC)
     cache = ModelCache()
-    module, _ = cache.torchscript(path=str(pt), sha256="bench-pt", device="cpu", dtype="float32")
-    session, _ = cache.onnx(path=str(onnx), sha256="bench-onnx", device="cpu", threads=threads)
-    candidate = TorchScriptRunner(module, device="cpu", dtype="float32", label="credit-risk")
+    module, _ = cache.torchscript(path=str(pt), sha256="bench-pt", device=device, dtype="float32")
+    session, _ = cache.onnx(path=str(onnx), sha256="bench-onnx", device=device, threads=threads)
+    candidate = TorchScriptRunner(module, device=device, dtype="float32", label="credit-risk")
     reference = OnnxRunner(session, input_names=["x"], label="ONNX companion")
     batches = list(spec_batches(decls, samples=samples, batch_size=batch_size, seed=0))
     arrays = [batch[0].numpy() for batch in batches]
+    gpu = device.startswith("cuda")
 
     def bare_torchscript() -> None:
         with torch.inference_mode():
-            for batch in batches:
-                module(*batch)
+            if gpu:
+                for batch in batches:
+                    module(*[t.to(device, non_blocking=True) for t in batch])
+                torch.cuda.synchronize()
+            else:
+                for batch in batches:
+                    module(*batch)
 
     def bare_onnx() -> None:
         for array in arrays:
@@ -119,6 +131,7 @@ def measure(samples: int, batch_size: int, repeats: int, threads: int, pt: Path,
         "parity_timing_ms": {k: round(v * 1000, 2) for k, v in last["timing"].items()},
         "passed": last["passed"],
         "max_abs_error": last["outputs"][0]["max_abs_error"],
+        "onnx_provider": reference.provider,
     }
 
 
@@ -134,6 +147,7 @@ def main() -> None:
         default=64,
         help="hidden width of the MLP: 64 is the credit-risk model of the goal; wider shows a heavier forward",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host (the candidate's device)")
     parser.add_argument("--var-dir", type=Path, default=common.DEFAULT_VAR)
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = parser.parse_args()
@@ -141,14 +155,22 @@ def main() -> None:
 
     import torch
 
+    from models_registry.runners import strict_float32
+
     torch.set_num_threads(args.threads)
+    strict_float32()  # as the job sandbox does
     pt, onnx = build(args.var_dir / "parity", args.hidden)
     busy = common.BusyMeter()
     rows = [
-        measure(args.samples, int(size), args.repeats, args.threads, pt, onnx) for size in args.batch_sizes.split(",")
+        measure(args.samples, int(size), args.repeats, args.threads, pt, onnx, args.device)
+        for size in args.batch_sizes.split(",")
     ]
+    name = "parity_cost" if args.hidden == 64 else f"parity_cost_h{args.hidden}"
+    if args.device != "cpu":
+        name += f"_{args.device.split(':')[0]}"
     result = {
         "benchmark": "parity_cost",
+        "device": args.device,
         "goal_ratio": GOAL,
         "samples": args.samples,
         "hidden": args.hidden,
@@ -159,10 +181,10 @@ def main() -> None:
         "busy": busy.finish(),
         "command": " ".join(["benchmarks/parity_cost.py", *sys.argv[1:]]),
     }
-    common.write_result(args.var_dir, "parity_cost" if args.hidden == 64 else f"parity_cost_h{args.hidden}", result)
+    common.write_result(args.var_dir, name, result)
     print(
         f"\nparity run vs bare passes: {args.samples:,} samples of the credit-risk MLP (32-{args.hidden}-2) "
-        "vs its ONNX export, "
+        f"on {args.device} vs its ONNX export ({rows[0]['onnx_provider']}), "
         f"{args.threads} thread(s), fastest / median of {args.repeats} interleaved repeats"
     )
     common.print_table(

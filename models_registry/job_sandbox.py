@@ -156,6 +156,7 @@ def _prepare(request: dict[str, Any], channel: Channel, cache: Any, loading: str
     )
     dtype = request.get("dtype") or "float32"
     torch.set_num_threads(int(request.get("threads") or DEFAULT_THREADS))  # never inherit the previous job's
+    runners.strict_float32()
     channel.send({"type": "device", "device": _device_label(torch, device)})
     decls = _decls(request)
     source, arrays = _input_source(request, decls)

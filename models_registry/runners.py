@@ -77,6 +77,26 @@ def resolve_device(requested: str, *, allow_fallback: bool) -> tuple[str, str | 
     return wanted, None
 
 
+def strict_float32() -> str:
+    """Make float32 mean float32 on a GPU: no TF32 in matrix products or convolutions. Returns the setting.
+
+    PyTorch lets cuDNN convolutions run in TF32 (10-bit mantissa) by default, so a "float32" conv net on an Ampere
+    or newer GPU differs from the CPU by about 1e-3 relative, a hundred times `assert_close`'s float32 tolerance.
+    Parity must compare what was asked for, and a float32 benchmark must time float32; float16 and bfloat16 are
+    the dtypes for trading precision for speed.
+    """
+    backends: Any = torch.backends
+    if hasattr(backends, "fp32_precision"):  # torch >= 2.9; never mix in the legacy allow_tf32 flags
+        backends.fp32_precision = "ieee"
+        backends.cuda.matmul.fp32_precision = "ieee"
+        backends.cudnn.conv.fp32_precision = "ieee"
+        backends.cudnn.rnn.fp32_precision = "ieee"
+    else:  # pragma: no cover - older torch
+        backends.cuda.matmul.allow_tf32 = False
+        backends.cudnn.allow_tf32 = False
+    return "ieee"
+
+
 def torch_dtype(name: str) -> torch.dtype:
     if name not in FLOAT_DTYPES:
         raise RunnerError(f"dtype {name!r} is not one of {', '.join(FLOAT_DTYPES)}.")
@@ -316,6 +336,8 @@ def library_versions() -> dict[str, str | None]:
         "cuda": torch.version.cuda,
         "cudnn": None,
         "onnxruntime": None,
+        # "ieee" once strict_float32() ran: float32 work on a GPU is not done in TF32
+        "fp32_precision": str(getattr(torch.backends, "fp32_precision", "unknown")),
     }
     try:
         import onnxruntime

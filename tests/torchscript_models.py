@@ -47,6 +47,24 @@ class Gated(nn.Module):
         return self.b(h), h
 
 
+class SmallCNN(nn.Module):
+    """Convolutions: what cuDNN would run in TF32 unless the sandbox forbids it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image).flatten(1))
+
+
 MLP_SPEC = {"inputs": [{"name": "x", "shape": [None, 32], "dtype": "float32"}]}
 TOKENS_SPEC = {
     "inputs": [
@@ -55,6 +73,7 @@ TOKENS_SPEC = {
     ]
 }
 GATED_SPEC = {"inputs": [{"name": "x", "shape": [None, 4], "dtype": "float32"}]}
+IMAGE_SPEC = {"inputs": [{"name": "image", "shape": [None, 3, 32, 32], "dtype": "float32"}]}
 
 
 def scripted_bytes(module: nn.Module, seed: int = 0) -> bytes:

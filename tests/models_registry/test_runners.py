@@ -19,6 +19,7 @@ from models_registry.runners import (
     TorchScriptRunner,
     library_versions,
     resolve_device,
+    strict_float32,
 )
 from tests.torchscript_models import (
     CreditMLP,
@@ -239,3 +240,11 @@ def test_library_versions_name_the_runtime():
     assert versions["numpy"] == np.__version__
     assert versions["onnxruntime"] and versions["python"].count(".") == 2
     assert set(versions) >= {"cuda", "cudnn"}
+
+
+def test_float32_work_is_never_done_in_tf32_once_a_job_prepares():
+    strict_float32()
+    assert library_versions()["fp32_precision"] == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cudnn.rnn.fp32_precision == "ieee"
