@@ -130,6 +130,7 @@ def benchmark_result(
         "results": rows,
         "governance_overhead": {
             "batch_size": 1,
+            "input_bytes": 8192,
             "forward_p50_ms": 10.0,
             "hooks_p50_ms": 0.04,
             "ratio": 0.004,

@@ -370,6 +370,7 @@ def test_a_benchmark_run_shows_its_table_overhead_fingerprint_and_charts(manager
         assert sig(row["latency_ms"]["p99"]) in table and sig(row["throughput_sps"], 4) in table
     assert table.count("not stable") == 1
     assert pct(result["governance_overhead"]["ratio"], 2) in html
+    assert '<dd class="mono" id="governance-request">8.0\xa0KB</dd>' in html  # what the hashing cost grows with
     assert result["fingerprint"]["cpu_model"] in html and result["fingerprint_key"] in html
     figures = chart_data(html)
     assert figures["bench-latency"]["data"][0]["y"] == [row["latency_ms"]["p50"] for row in result["results"]]
