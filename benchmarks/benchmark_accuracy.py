@@ -108,7 +108,7 @@ def bare_p50_ms(module: Any, x: Any, calls: int = 30, device: str = "cpu") -> fl
     return statistics.median(samples) * 1000
 
 
-def calibrated_wide_mlp(
+def calibrated_model(
     target_ms: float, batch: int = 64, features: int = 32, device: str = "cpu"
 ) -> tuple[Any, str, float]:
     """A scripted model whose forward at `batch` takes about `target_ms` here: (module, its name, p50 ms).
@@ -236,7 +236,7 @@ def main() -> None:
     for size in (int(s) for s in args.batch_sizes.split(",")):
         x = torch.randn(size, 32, device=device)
         rows.append(compare("credit-risk MLP", mlp, x, args.rounds, args.threads, device))
-    heavy, heavy_name, heavy_ms = calibrated_wide_mlp(args.target_ms, device=device)
+    heavy, heavy_name, heavy_ms = calibrated_model(args.target_ms, device=device)
     x = torch.randn(64, 32, device=device)
     rows.append(compare(heavy_name, heavy, x, args.rounds, args.threads, device))
     result = {

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-from benchmark_accuracy import calibrated_wide_mlp
+from benchmark_accuracy import calibrated_model
 
 GOAL = 0.01
 BATCH = 64
@@ -39,7 +39,7 @@ def measure(features: int, target_ms: float, repeats: int, device: str = "cpu") 
     from models_registry.benchmark import GovernanceHooks, governance_overhead
     from models_registry.runners import TorchScriptRunner
 
-    module, name, calibrated_ms = calibrated_wide_mlp(target_ms, batch=BATCH, features=features, device=device)
+    module, name, calibrated_ms = calibrated_model(target_ms, batch=BATCH, features=features, device=device)
     runner = TorchScriptRunner(module, device=device, dtype="float32", label=name)
     x = torch.randn(BATCH, features, device=device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
