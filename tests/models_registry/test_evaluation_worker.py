@@ -111,6 +111,7 @@ def test_parity_against_the_onnx_companion_passes_and_records_its_evidence(celer
     assert output["max_abs_error"] < 1e-5  # ONNX Runtime and TorchScript differ only in float rounding
     assert sum(output["histogram"]["counts"]) + output["histogram"]["exact"] == 600
     assert {"torch", "onnxruntime", "numpy"} <= set(result["versions"])
+    assert result["versions"]["fp32_precision"] == "ieee"  # the sandbox ran it without TF32 (torch's default: none)
     assert result["tolerance"] == {"rtol": 1.3e-06, "atol": 1e-05, "dtype": "float32", "source": "default"}
     actions = set(AuditEvent.objects.filter(object_id=str(job.pk)).values_list("action", flat=True))
     assert {"job.queue", "job.start", "job.finish"} <= actions
