@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "forge_site.middleware.ReleaseResponseCyclesMiddleware",  # outermost: it runs after the response has rendered
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "forge_site.middleware.RequestIdMiddleware",

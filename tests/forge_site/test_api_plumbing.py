@@ -1,14 +1,25 @@
-"""The API's JSON renderer and filter backend: what they change and what they must not."""
+"""The API's JSON renderer, filter backend and response clean-up: what they change and what they must not."""
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import gc
+import io
 import json
+import os
+import subprocess
+import sys
 import uuid
+import weakref
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import django_filters
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.utils.translation import gettext_lazy
 from rest_framework.renderers import JSONRenderer as DrfJSONRenderer
 from rest_framework.request import Request
@@ -17,6 +28,8 @@ from rest_framework.test import APIRequestFactory
 from forge_site.filters import FilterBackend
 from forge_site.models import Job
 from forge_site.renderers import JSONRenderer
+from forge_site.tokens import token_create
+from models_registry.models import RegisteredModel
 
 
 def test_the_renderer_writes_what_drfs_renderer_writes():
@@ -92,3 +105,74 @@ def test_an_invalid_filter_value_is_still_refused():
 
     with pytest.raises(ValidationError):
         _filter("?created_after=not-a-date")
+
+
+def _wsgi_get(handler: Any, path: str, **headers: str) -> Any:
+    """One GET through the WSGI handler, as gunicorn calls it: the response is the iterable, closed after reading."""
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(), **headers}
+    setup_testing_defaults(environ)
+    environ["HTTP_HOST"] = "testserver"
+    statuses: list[str] = []
+    for signal in (request_started, request_finished):  # as Django's test client does: keep the test's transaction
+        signal.disconnect(close_old_connections)
+    try:
+        response = handler(environ, lambda status, _headers, _exc=None: statuses.append(status))
+        b"".join(response)
+        response.close()
+    finally:
+        for signal in (request_started, request_finished):
+            signal.connect(close_old_connections)
+    assert statuses == ["200 OK"]
+    return response
+
+
+@pytest.mark.django_db
+def test_an_api_response_is_freed_when_the_server_drops_it_not_by_the_cycle_collector(engineer):
+    # DRF links the response to its view and the view to itself (Django's `self.head = self.get`): without
+    # ReleaseResponseCyclesMiddleware the page's objects wait for the cyclic collector.
+    _, plain = token_create(user=engineer, name="tests")
+    RegisteredModel.objects.create(name="credit-risk", owner=engineer)
+    handler = WSGIHandler()
+    gc.collect()
+    gc.disable()
+    try:
+        response = _wsgi_get(handler, "/api/v1/models/", HTTP_AUTHORIZATION=f"Bearer {plain}")
+        alive = weakref.ref(response)
+        assert [row["name"] for row in response.data["results"]] == ["credit-risk"]
+        assert response.renderer_context is None
+        del response
+        assert alive() is None  # freed by reference counting, at once
+    finally:
+        gc.enable()
+
+
+@pytest.mark.django_db
+def test_without_the_middleware_that_response_would_wait_for_the_collector(engineer, settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("ReleaseResponseCyclesMiddleware")]
+    _, plain = token_create(user=engineer, name="tests")
+    handler = WSGIHandler()
+    gc.collect()
+    gc.disable()
+    try:
+        response = _wsgi_get(handler, "/api/v1/models/", HTTP_AUTHORIZATION=f"Bearer {plain}")
+        alive = weakref.ref(response)
+        del response
+        assert alive() is not None  # still held by the view <-> response cycle
+        gc.collect()
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_the_web_process_imports_its_views_before_it_freezes_the_heap():
+    # What exists before gc.freeze() in forge_site.wsgi is never walked again by a full collection; the URLconf's
+    # modules (views, DRF, drf-spectacular, the clients) would otherwise be imported by the first request, after it.
+    code = (
+        "import gc, sys; import forge_site.wsgi; "
+        "missing = [m for m in ('models_registry.api.views', 'rest_framework.generics', 'drf_spectacular.views') "
+        "if m not in sys.modules]; print(missing, gc.get_freeze_count()); "
+        "sys.exit(1 if missing or gc.get_freeze_count() < 100_000 else 0)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "forge_site.settings"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
