@@ -83,16 +83,12 @@ def looped_mlp(depth: int, features: int = 32, width: int = 2048) -> Any:
     return Looped().eval()
 
 
-def device_sync(device: str) -> Any:
-    import torch
-
-    return torch.cuda.synchronize if device.startswith("cuda") else None
-
-
 def bare_p50_ms(module: Any, x: Any, calls: int = 30, device: str = "cpu") -> float:
     import torch
 
-    sync = device_sync(device)
+    from models_registry.benchmark import cuda_sync
+
+    sync = cuda_sync(device)
     samples = []
     with torch.inference_mode():
         for _ in range(5):

@@ -36,14 +36,13 @@ BATCH = 64
 def measure(features: int, target_ms: float, repeats: int, device: str = "cpu") -> dict[str, Any]:
     import torch
 
-    from models_registry.benchmark import GovernanceHooks, governance_overhead
+    from models_registry.benchmark import GovernanceHooks, cuda_sync, governance_overhead
     from models_registry.runners import TorchScriptRunner
 
     module, name, calibrated_ms = calibrated_model(target_ms, batch=BATCH, features=features, device=device)
     runner = TorchScriptRunner(module, device=device, dtype="float32", label=name)
     x = torch.randn(BATCH, features, device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    report = governance_overhead(runner, [x], repeats=repeats, hooks=GovernanceHooks(), sync=sync)
+    report = governance_overhead(runner, [x], repeats=repeats, hooks=GovernanceHooks(), sync=cuda_sync(device))
     return {"features": features, "model": name, "calibrated_forward_ms": round(calibrated_ms, 3), **report}
 
 

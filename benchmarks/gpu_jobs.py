@@ -12,7 +12,6 @@ against the CPU in float32 and the time taken. `--device cpu` runs the same requ
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -21,12 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-
-
-def artifact(tmp: Path, name: str, data: bytes) -> dict[str, str]:
-    path = tmp / name
-    path.write_bytes(data)
-    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "label": name}
 
 
 def main() -> None:
@@ -42,12 +35,12 @@ def main() -> None:
     import torch
 
     from models_registry.executor import Sandbox
-    from tests.torchscript_models import IMAGE_SPEC, MLP_SPEC, CreditMLP, SmallCNN, scripted_bytes
+    from tests.torchscript_models import IMAGE_SPEC, MLP_SPEC, CreditMLP, SmallCNN, sandbox_artifact, scripted_bytes
 
     tmp = Path(tempfile.mkdtemp(prefix="forge-gpu-jobs-"))
     models = [
-        ("credit-risk MLP", artifact(tmp, "mlp.pt", scripted_bytes(CreditMLP().eval())), MLP_SPEC),
-        ("small CNN 3x32x32", artifact(tmp, "cnn.pt", scripted_bytes(SmallCNN().eval())), IMAGE_SPEC),
+        ("credit-risk MLP", sandbox_artifact(tmp, "mlp.pt", scripted_bytes(CreditMLP().eval())), MLP_SPEC),
+        ("small CNN 3x32x32", sandbox_artifact(tmp, "cnn.pt", scripted_bytes(SmallCNN().eval())), IMAGE_SPEC),
     ]
     sandbox = Sandbox()
     busy = common.BusyMeter()

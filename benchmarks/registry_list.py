@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import itertools
 import json
 import random
@@ -33,6 +32,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
@@ -329,19 +329,9 @@ class WsgiCaller:
 
     def get(self, url: str) -> WsgiResponse:
         path, _, query = url.partition("?")
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            **self.headers,
-        }
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "HTTP_HOST": "127.0.0.1"}
+        setup_testing_defaults(environ)  # the rest of a minimal WSGI environ (server name, input, errors, scheme)
+        environ.update(self.headers)
         statuses: list[str] = []
         body = self.application(environ, lambda status, _headers, _exc=None: statuses.append(status))
         try:

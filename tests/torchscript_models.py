@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import zipfile
@@ -128,6 +129,12 @@ def zip_bomb_bytes() -> bytes:
             for _ in range(64):  # 1 GiB of zeros deflates to about 1 MiB
                 member.write(zeros)
     return out.getvalue()
+
+
+def sandbox_artifact(tmp: Path, name: str, data: bytes) -> dict[str, str]:
+    """A file written for the job sandbox, described as a parity or benchmark request names it."""
+    path = write(tmp, name, data)
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "label": name}
 
 
 def write(tmp: Path, name: str, data: bytes) -> Path:

@@ -111,42 +111,6 @@ def concat_outputs(outputs: list[Any], rows: list[int]) -> Any | None:
     return None
 
 
-class Joined:
-    """One side's outputs of a group of batches, joined along the batch axis (concat_outputs)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def collect_outputs(outputs: list[Any], rows: list[int]) -> Joined | list[Any]:
-    """One side's outputs of a group of batches, joined when concat_outputs can, else as they are."""
-    if len(outputs) > 1:
-        joined = concat_outputs(outputs, rows)
-        if joined is not None:
-            return Joined(joined)
-    return outputs
-
-
-def split_output(value: Any, rows: list[int]) -> list[Any]:
-    """The per-batch outputs a concat_outputs result was joined from."""
-    if isinstance(value, torch.Tensor):
-        return list(torch.split(value, rows))
-    if isinstance(value, np.ndarray):
-        return np.split(value, np.cumsum(rows)[:-1])
-    if isinstance(value, HostLeaf):
-        return [HostLeaf(part, value.dtype) for part in split_output(value.array, rows)]
-    if isinstance(value, tuple | list):
-        columns = [split_output(item, rows) for item in value]
-        per_batch = [[column[index] for column in columns] for index in range(len(rows))]
-        return [tuple(items) for items in per_batch] if isinstance(value, tuple) else per_batch
-    if isinstance(value, dict):
-        columns_by_key = {key: split_output(item, rows) for key, item in value.items()}
-        return [{key: column[index] for key, column in columns_by_key.items()} for index in range(len(rows))]
-    raise TypeError(f"cannot split a {type(value).__name__}")
-
-
 def flatten_output(value: Any, path: str = "output") -> list[tuple[str, Any]]:
     """Leaves of a model output with their paths: tensors and arrays; tuples/lists/dicts walked in order."""
     if isinstance(value, torch.Tensor | np.ndarray | HostLeaf):
@@ -530,26 +494,22 @@ class ParityComparison:
         self.samples = 0
         self.batches = 0
 
-    def add_group(
-        self, candidates: Joined | list[Any], references: Joined | list[Any], *, row_offset: int, rows: list[int]
-    ) -> None:
-        """Compare consecutive batches: `rows` samples each, the first at `row_offset`; each side's outputs as
-        collect_outputs returns them, or a list of one raw output per batch.
+    def add_group(self, candidates: list[Any], references: list[Any], *, row_offset: int, rows: list[int]) -> None:
+        """Compare consecutive batches: one output per batch on each side, `rows` samples each, the first at
+        `row_offset`.
 
-        Joined sides are compared in one pass, which is the same as comparing the batches one by one; otherwise,
-        or when the joined outputs do not match, batch by batch, so that a ParityError names the batch and its
-        shapes."""
-        cand = candidates if isinstance(candidates, Joined) else collect_outputs(candidates, rows)
-        ref = references if isinstance(references, Joined) else collect_outputs(references, rows)
-        if isinstance(cand, Joined) and isinstance(ref, Joined):
-            try:
-                self.add_batch(cand.value, ref.value, row_offset=row_offset, rows=sum(rows), batches=len(rows))
-                return
-            except ParityError:
-                pass  # nothing was recorded: add_batch checks every output before it accumulates any
-        cand_outs = split_output(cand.value, rows) if isinstance(cand, Joined) else cand
-        ref_outs = split_output(ref.value, rows) if isinstance(ref, Joined) else ref
-        for cand_out, ref_out, count in zip(cand_outs, ref_outs, rows, strict=True):
+        When both sides' outputs can be joined along the batch axis (concat_outputs), the group is compared in one
+        pass, which is the same as comparing the batches one by one; otherwise, or when the joined outputs do not
+        match, batch by batch, so that a ParityError names the batch and its shapes."""
+        if len(rows) > 1:
+            cand, ref = concat_outputs(candidates, rows), concat_outputs(references, rows)
+            if cand is not None and ref is not None:
+                try:
+                    self.add_batch(cand, ref, row_offset=row_offset, rows=sum(rows), batches=len(rows))
+                    return
+                except ParityError:
+                    pass  # nothing was recorded: add_batch checks every output before it accumulates any
+        for cand_out, ref_out, count in zip(candidates, references, rows, strict=True):
             self.add_batch(cand_out, ref_out, row_offset=row_offset, rows=count)
             row_offset += count
 

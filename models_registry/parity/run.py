@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models_registry.parity.compare import ParityComparison, collect_outputs, to_host
+from models_registry.parity.compare import ParityComparison, to_host
 
 BLOCK_TARGET_S = 0.1  # run_parity groups batches so that one group's forward passes take about this long
 BLOCK_MAX_BATCHES = 64
@@ -60,7 +60,7 @@ def run_parity(
     Batches run in groups: all of a group through the candidate, then all through the reference (alternating two
     runtimes on every batch thrashes caches and costs tiny models up to half again their bare time). Each output
     is copied to the host as it comes (to_host); a group's copies are joined and compared in one pass
-    (collect_outputs, ParityComparison.add_group), which keeps the per-batch work to the two calls and a copy.
+    (ParityComparison.add_group), which keeps the per-batch work to the two calls and a copy.
     A group lasts about BLOCK_TARGET_S and holds at most BLOCK_MAX_OUTPUT_BYTES of outputs; progress is reported
     and a cancel is seen after each group.
     """
@@ -79,9 +79,7 @@ def run_parity(
         ref_outs = [to_host(reference(inputs)) for inputs in group]
         t2 = time.perf_counter()
         held = _output_bytes(cand_outs[0]) + _output_bytes(ref_outs[0])
-        comparison.add_group(
-            collect_outputs(cand_outs, rows), collect_outputs(ref_outs, rows), row_offset=state["row_offset"], rows=rows
-        )
+        comparison.add_group(cand_outs, ref_outs, row_offset=state["row_offset"], rows=rows)
         timing["candidate_s"] += t1 - t0
         timing["reference_s"] += t2 - t1
         timing["compare_s"] += time.perf_counter() - t2

@@ -8,9 +8,7 @@ benchmark scripts with --device cuda.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import onnxruntime
@@ -29,6 +27,7 @@ from tests.torchscript_models import (
     Gated,
     SmallCNN,
     TokenBag,
+    sandbox_artifact,
     scripted_bytes,
 )
 
@@ -40,12 +39,6 @@ def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(cache_entries=4)
     yield box
     box.kill()
-
-
-def artifact(tmp_path: Path, name: str, data: bytes) -> dict[str, str]:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "label": name}
 
 
 def parity_request(candidate: dict[str, str], spec: dict[str, Any], reference: dict[str, Any], **extra: Any) -> dict:
@@ -83,7 +76,7 @@ def benchmark_request(candidate: dict[str, str], spec: dict[str, Any], **extra: 
 
 
 def test_a_float32_cuda_benchmark_times_the_gpu_and_reports_its_memory(sandbox, tmp_path):
-    mlp = artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
+    mlp = sandbox_artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
     events: list[dict[str, Any]] = []
 
     def record(event: dict[str, Any] | None) -> bool:
@@ -121,7 +114,7 @@ def test_a_float32_cuda_benchmark_times_the_gpu_and_reports_its_memory(sandbox, 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_benchmarks_run_in_that_dtype_on_the_gpu(sandbox, tmp_path, dtype):
-    cnn = artifact(tmp_path, "cnn.pt", scripted_bytes(seeded(SmallCNN)))
+    cnn = sandbox_artifact(tmp_path, "cnn.pt", scripted_bytes(seeded(SmallCNN)))
     result = sandbox.run(benchmark_request(cnn, IMAGE_SPEC, dtype=dtype, batch_sizes=[16]), timeout_s=120)
     assert result["dtype"] == dtype and result["device"] == "cuda"
     (row,) = result["results"]
@@ -130,7 +123,7 @@ def test_half_precision_benchmarks_run_in_that_dtype_on_the_gpu(sandbox, tmp_pat
 
 def test_parity_of_float32_cuda_against_the_cpu_passes_at_float32_tolerances_for_convolutions(sandbox, tmp_path):
     # With cuDNN's default TF32 convolutions this comparison fails (errors near 1e-3 relative); strict float32 passes.
-    cnn = artifact(tmp_path, "cnn.pt", scripted_bytes(seeded(SmallCNN)))
+    cnn = sandbox_artifact(tmp_path, "cnn.pt", scripted_bytes(seeded(SmallCNN)))
     result = sandbox.run(
         parity_request(cnn, IMAGE_SPEC, {"kind": "device", "device": "cpu", "dtype": "float32"}, samples=256),
         timeout_s=180,
@@ -163,7 +156,7 @@ def test_with_pytorchs_default_tf32_convolutions_that_comparison_would_fail():
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_parity_of_a_half_precision_gpu_reference_uses_its_tolerances(sandbox, tmp_path, dtype):
-    mlp = artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
+    mlp = sandbox_artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
     result = sandbox.run(
         parity_request(mlp, MLP_SPEC, {"kind": "device", "device": "cuda", "dtype": dtype}, device="cpu"),
         timeout_s=180,
@@ -177,7 +170,7 @@ def test_parity_of_a_half_precision_gpu_reference_uses_its_tolerances(sandbox, t
 
 def test_parity_with_integer_and_float_inputs_in_float16_on_the_gpu(sandbox, tmp_path):
     # The token ids must stay int64 on the GPU while the float input is cast to float16.
-    bag = artifact(tmp_path, "bag.pt", scripted_bytes(seeded(TokenBag)))
+    bag = sandbox_artifact(tmp_path, "bag.pt", scripted_bytes(seeded(TokenBag)))
     result = sandbox.run(
         parity_request(bag, TOKENS_SPEC, {"kind": "device", "device": "cpu", "dtype": "float32"}, dtype="float16"),
         timeout_s=180,
@@ -188,7 +181,7 @@ def test_parity_with_integer_and_float_inputs_in_float16_on_the_gpu(sandbox, tmp
 
 
 def test_parity_of_a_scripted_model_with_control_flow_and_two_outputs_on_the_gpu(sandbox, tmp_path):
-    gated = artifact(tmp_path, "gated.pt", scripted_bytes(seeded(Gated)))
+    gated = sandbox_artifact(tmp_path, "gated.pt", scripted_bytes(seeded(Gated)))
     result = sandbox.run(
         parity_request(gated, GATED_SPEC, {"kind": "device", "device": "cpu", "dtype": "float32"}),
         timeout_s=180,
@@ -199,8 +192,8 @@ def test_parity_of_a_scripted_model_with_control_flow_and_two_outputs_on_the_gpu
 
 def test_parity_against_the_onnx_companion_from_a_gpu_candidate(sandbox, tmp_path):
     pt, onnx = mlp_with_onnx()
-    candidate = artifact(tmp_path, "mlp.pt", pt)
-    companion = artifact(tmp_path, "mlp.onnx", onnx)
+    candidate = sandbox_artifact(tmp_path, "mlp.pt", pt)
+    companion = sandbox_artifact(tmp_path, "mlp.onnx", onnx)
     result = sandbox.run(
         parity_request(candidate, MLP_SPEC, {"kind": "onnx", "path": companion["path"], "sha256": companion["sha256"]}),
         timeout_s=180,
@@ -216,13 +209,13 @@ def test_parity_against_the_onnx_companion_from_a_gpu_candidate(sandbox, tmp_pat
 
 
 def test_a_model_that_never_returns_on_the_gpu_times_out_and_the_next_job_runs(sandbox, tmp_path):
-    looping = artifact(tmp_path, "loops.pt", scripted_bytes(seeded(LoopsOnLargeBatches)))
+    looping = sandbox_artifact(tmp_path, "loops.pt", scripted_bytes(seeded(LoopsOnLargeBatches)))
     with pytest.raises(SandboxTimeout):
         sandbox.run(
             parity_request(looping, MLP_SPEC, {"kind": "device", "device": "cpu", "dtype": "float32"}), timeout_s=15
         )
     assert not sandbox.alive  # killed with its process group, GPU context and all
-    mlp = artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
+    mlp = sandbox_artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
     result = sandbox.run(
         parity_request(mlp, MLP_SPEC, {"kind": "device", "device": "cpu", "dtype": "float32"}), timeout_s=180
     )
@@ -231,7 +224,7 @@ def test_a_model_that_never_returns_on_the_gpu_times_out_and_the_next_job_runs(s
 
 
 def test_cancelling_a_gpu_parity_run_stops_it_between_groups(sandbox, tmp_path):
-    slow = artifact(tmp_path, "slow.pt", scripted_bytes(seeded(SlowMLP)))
+    slow = sandbox_artifact(tmp_path, "slow.pt", scripted_bytes(seeded(SlowMLP)))
     progress: list[str] = []
 
     def cancel_after_first_batch(event: dict[str, Any] | None) -> bool:
@@ -252,6 +245,6 @@ def test_a_device_the_worker_does_not_have(sandbox, tmp_path):
     with pytest.raises(RunnerError, match=rf"{missing} was requested but this worker sees"):
         resolve_device(missing, allow_fallback=False)
     assert resolve_device(missing, allow_fallback=True)[0] == "cuda"
-    mlp = artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
+    mlp = sandbox_artifact(tmp_path, "mlp.pt", scripted_bytes(seeded(CreditMLP)))
     with pytest.raises(SandboxFailure, match="allow_fallback"):
         sandbox.run(benchmark_request(mlp, MLP_SPEC, device=missing), timeout_s=60)

@@ -27,7 +27,6 @@ from models_registry.parity import (
     random_inputs,
     run_parity,
     spec_batches,
-    split_output,
     tolerance_for,
 )
 from models_registry.runners import ModelCache, OnnxRunner, TorchScriptRunner
@@ -345,14 +344,6 @@ def test_a_group_with_mismatched_sides_fails_on_its_first_batch():
         comparison.add_group([torch.zeros(8, 2)] * 3, [torch.zeros(8, 3)] * 3, row_offset=0, rows=[8, 8, 8])
     assert "shape [8, 2] (float32) in the candidate but [8, 3] (float32)" in str(caught.value)
     assert comparison.batches == 0
-
-
-def test_split_output_gives_back_the_batches_a_joined_output_came_from():
-    batches = [{"p": (torch.full((n, 3), float(n)), np.arange(n))} for n in (2, 5, 1)]
-    parts = split_output(concat_outputs(batches, [2, 5, 1]), [2, 5, 1])
-    for part, batch in zip(parts, batches, strict=True):
-        assert list(part) == ["p"] and isinstance(part["p"], tuple)
-        assert torch.equal(part["p"][0], batch["p"][0]) and part["p"][1].tolist() == batch["p"][1].tolist()
 
 
 def test_a_joined_group_whose_dict_outputs_differ_fails_on_the_batch_shapes():
