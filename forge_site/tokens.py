@@ -9,15 +9,17 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
 from forge_site.audit import audit_record
+from forge_site.compiled import CompiledQuery
 from forge_site.models import ApiToken
 from forge_site.roles import remember_roles
 
@@ -59,19 +61,44 @@ def token_revoke(*, token: ApiToken, actor: Any) -> ApiToken:
     return token
 
 
+def _token_fields() -> tuple[list[str], list[str]]:
+    """The columns of a token and of its user, as from_db() takes them."""
+    user_model = get_user_model()
+    return [f.attname for f in ApiToken._meta.concrete_fields], [f.attname for f in user_model._meta.concrete_fields]
+
+
+def _token_query(prefix: str) -> QuerySet[Any, Any]:
+    token_fields, user_fields = _token_fields()
+    return (
+        ApiToken.objects.filter(prefix=prefix)
+        .order_by()
+        .values_list(*token_fields, *(f"user__{name}" for name in user_fields), "user__groups__name")
+    )
+
+
+# One query for the token, its user and the user's groups (one row per group), on every API request: compiled once.
+_TOKEN_LOOKUP = CompiledQuery(_token_query)
+
+
+def _token_get(prefix: str) -> tuple[ApiToken | None, list[str | None]]:
+    """The token with this prefix, its user loaded, and the user's group names; (None, []) if there is none."""
+    using = ApiToken.objects.db
+    rows = _TOKEN_LOOKUP.rows(prefix, using=using)
+    if not rows:
+        return None, []
+    token_fields, user_fields = _token_fields()
+    first = rows[0]
+    token = ApiToken.from_db(using, token_fields, first[: len(token_fields)])
+    token.user = get_user_model().from_db(using, user_fields, first[len(token_fields) : -1])
+    return token, [row[-1] for row in rows]
+
+
 def token_authenticate(plain: str) -> ApiToken:
     parts = plain.split("_")
     if len(parts) < 3 or parts[0] != TOKEN_PREFIX:
         raise exceptions.AuthenticationFailed("Malformed token: expected forge_<prefix>_<secret>.")
-    # One query for the token, its user and the user's groups (one row per group): the permission check that
-    # follows then needs no query of its own (roles.user_roles reads what is set on the user here).
-    rows = list(
-        ApiToken.objects.select_related("user")
-        .filter(prefix=parts[1])
-        .annotate(group_name=F("user__groups__name"))
-        .order_by()
-    )
-    token = rows[0] if rows else None
+    # The permission check that follows needs no query of its own: roles.user_roles reads what is set here.
+    token, group_names = _token_get(parts[1])
     if token is None or not hmac.compare_digest(token.key_hash, _digest(plain)):
         raise exceptions.AuthenticationFailed("Invalid token.")
     now = timezone.now()
@@ -81,7 +108,7 @@ def token_authenticate(plain: str) -> ApiToken:
         raise exceptions.AuthenticationFailed("This token has expired; create a new one with forge_token.")
     if not token.user.is_active:
         raise exceptions.AuthenticationFailed("This user is inactive.")
-    remember_roles(token.user, [row.group_name for row in rows])  # type: ignore[attr-defined]
+    remember_roles(token.user, group_names)
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token

@@ -142,9 +142,19 @@ _CURRENT_ALIASES_SQL = """
 
 
 def _page_values(page: QuerySet[Any], fields: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The rows of `page.values_list(*fields)` as the database driver returns them (no ORM value converters)."""
+    """The rows of `page.values_list(*fields)` as the database driver returns them (no ORM value converters).
+
+    A page (a sliced queryset) is read as a "deferred join": its primary keys are picked first, by its own filters,
+    order and slice, in a subquery that needs no join for the row fields, and only those rows are then read with
+    their joins. With LIMIT/OFFSET alone the database joins every skipped row as well: page 10 of the models list
+    took 3.0 ms of SQL here against 0.45 ms for page 1; picked by key first, 0.8 ms (docs/performance.md)."""
+    rows = page
+    if page.query.is_sliced:
+        rows = page.model._base_manager.using(page.db).filter(pk__in=page.values("pk"))
+        if page.query.order_by:  # else the model's default ordering applies to both, as it did to the page
+            rows = rows.order_by(*page.query.order_by)
     try:
-        sql, params = page.values_list(*fields).query.get_compiler(using=page.db).as_sql()
+        sql, params = rows.values_list(*fields).query.get_compiler(using=page.db).as_sql()
     except EmptyResultSet:  # an empty slice or an impossible filter: the ORM would not query either
         return []
     with connections[page.db].cursor() as cursor:

@@ -95,3 +95,22 @@ def test_each_row_of_the_versions_list_is_that_versions_detail(api_as, officer, 
     assert rows[0]["tags"] == ["baseline", "candidate"] and rows[0]["lineage"]["parent_version"] == "1"
     assert rows[0]["size"] == 2**40 and rows[0]["metrics"] == {"auc": 0.91}
     assert rows[1]["created_at"] == "2026-01-31T09:05:00Z" and rows[1]["input_spec"]["inputs"][0]["shape"] == [None, 32]
+
+
+@pytest.mark.parametrize("sort", ["name", "-versions", "updated", "-created"])
+def test_a_page_read_by_its_keys_first_has_the_rows_and_order_of_the_slice(engineer, sort):
+    from models_registry import selectors
+
+    tagged = Tag.objects.create(name="tagged")
+    for n in range(25):
+        model = RegisteredModel.objects.create(name=f"m{(n * 7) % 25:02d}", owner=engineer, version_count=n % 3)
+        if n % 2:
+            model.tags.add(tagged)
+    RegisteredModel.objects.update(updated_at=ON_THE_SECOND)  # ties everywhere: the order falls back to the key
+
+    for filters in [{}, {"tag": "tagged"}, {"search": "m1"}]:
+        ordered = selectors.model_search(sort=sort, **filters)
+        for start in range(0, 30, 10):
+            page = ordered[start : start + 10]
+            assert [row["name"] for row in selectors.model_page_rows(page)] == [m.name for m in page], (filters, start)
+    assert selectors.model_page_rows(selectors.model_search()[40:50]) == []

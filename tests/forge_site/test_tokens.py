@@ -117,3 +117,23 @@ def test_a_token_carries_exactly_its_users_roles(engineer) -> None:
     assert both.post(upload, {"name": "m2"}, format="json").status_code == 403  # but not register
     officer_too.groups.add(Group.objects.get(name=ROLE_GROUPS[Role.ENGINEER]))
     assert both.post(upload, {"name": "m2"}, format="json").status_code == 201  # a new role applies at once
+
+
+def test_the_authenticated_user_is_the_whole_user(engineer) -> None:
+    from forge_site.tokens import token_authenticate
+
+    engineer.last_login = timezone.now() - timedelta(hours=3)
+    engineer.email = "erin@example.com"
+    engineer.save()
+    token, plain = token_create(user=engineer, days=3)
+
+    authenticated = token_authenticate(plain)
+
+    assert authenticated.pk == token.pk and authenticated.expires_at == token.expires_at
+    assert authenticated.user.pk == engineer.pk
+    fields = [f.attname for f in type(engineer)._meta.concrete_fields]
+    assert [getattr(authenticated.user, f) for f in fields] == [getattr(engineer, f) for f in fields]
+    authenticated.user.first_name = "Erin"
+    authenticated.user.save()  # a complete, aware instance saves without warnings or lost fields
+    engineer.refresh_from_db()
+    assert engineer.first_name == "Erin" and engineer.email == "erin@example.com"
