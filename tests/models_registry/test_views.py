@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -232,6 +233,21 @@ def test_the_registry_list_filters_searches_and_sorts(client, engineer):
     assert names(sort="nonsense") == ["churn", "credit-risk", "fraud-score"]
     assert names(q="nothing-like-this") == []
     assert "No model matches these filters" in client.get(url, {"q": "zzz"}).content.decode()
+
+
+def test_the_registry_list_filters_show_what_was_chosen(client, engineer):
+    login(client, engineer)
+    html = client.get(reverse("registry:model_list"), {"risk_tier": "high", "sort": "-versions"}).content.decode()
+    selects = {
+        name: re.search(rf'<select name="{name}" id="id_{name}">(.*?)</select>', html, re.S)
+        for name in ("risk_tier", "status", "sort")
+    }
+    chosen = {name: re.findall(r'<option value="([^"]*)" selected>', match.group(1)) for name, match in selects.items()}
+    assert chosen == {"risk_tier": ["high"], "status": [""], "sort": ["-versions"]}
+    risk_options = re.findall(r'<option value="([^"]*)"', selects["risk_tier"].group(1))
+    assert risk_options == ["", "minimal", "limited", "high", "critical"]
+    bad = client.get(reverse("registry:model_list"), {"risk_tier": "<b>", "sort": "nonsense"}).content.decode()
+    assert "<b>" not in bad.split('id="id_risk_tier"')[1].split("</select>")[0]
 
 
 def test_the_registry_list_filters_by_version_status(client, engineer, version):
