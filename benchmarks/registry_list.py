@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import random
+import statistics
 import sys
 import time
 from datetime import timedelta
@@ -372,7 +373,7 @@ def measure_in_process(user: Any, token: str, *, requests: int, warmup: int, via
             with CaptureQueriesContext(connection) as ctx:
                 _check(client.get(url), kind, url)
             counts.add(len(ctx.captured_queries))
-        samples, cpu = [], []
+        samples, cpu, probes = [], [], []
         for n in range(requests):
             url = urls[n % len(urls)]
             cpu_started = time.process_time()
@@ -382,6 +383,7 @@ def measure_in_process(user: Any, token: str, *, requests: int, warmup: int, via
             cpu.append(time.process_time() - cpu_started)
             if response.status_code != 200:
                 raise RuntimeError(f"{url} answered {response.status_code}")
+            probes.append(common.speed_probe())  # untimed: the machine's speed while this row was measured
         out.append(
             {
                 **{k: kind[k] for k in ("name", "key", "api", "rows")},
@@ -389,6 +391,7 @@ def measure_in_process(user: Any, token: str, *, requests: int, warmup: int, via
                 "queries": sorted(counts),
                 **common.summarize(samples),
                 "cpu_p50": common.summarize(cpu)["p50"],
+                "probe_p50_us": round(statistics.median(probes) * 1e6),
             }
         )
     return out
@@ -438,10 +441,19 @@ def main() -> None:
     )
     common.print_table(
         [
-            [r["name"], r["p50"], r["p95"], r["p99"], r["goal_p95_ms"], r["cpu_p50"], "/".join(map(str, r["queries"]))]
+            [
+                r["name"],
+                r["p50"],
+                r["p95"],
+                r["p99"],
+                r["goal_p95_ms"],
+                r["cpu_p50"],
+                "/".join(map(str, r["queries"])),
+                r["probe_p50_us"],
+            ]
             for r in rows
         ],
-        ["request", "p50 ms", "p95 ms", "p99 ms", "goal p95", "CPU p50 ms", "queries"],
+        ["request", "p50 ms", "p95 ms", "p99 ms", "goal p95", "CPU p50 ms", "queries", "probe us"],
     )
     print(f"busy: {result['busy']}")
 
