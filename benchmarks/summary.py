@@ -15,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 
+def _speed(row: dict[str, Any]) -> str:
+    """The machine's speed during a registry_list row, and the row's figures at full speed (see its docstring)."""
+    quiet = row.get("quiet")
+    if not quiet:
+        return ""
+    figures = f"{quiet['p50']} / {quiet['p95']} ms" if "p95" in quiet else "too few"
+    return f"; probe {row['probe_p50_us']} us; quiet ({quiet['n']} requests): {figures}"
+
+
 def load(var_dir: Path, name: str) -> dict[str, Any] | None:
     path = var_dir / "results" / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -66,7 +75,7 @@ def rows(var_dir: Path) -> list[list[str]]:
             out.append(
                 [
                     f"{r['name']}: server time p50 / p95 ({vendor}, in-process)",
-                    f"{r['p50']} / {r['p95']} ms",
+                    f"{r['p50']} / {r['p95']} ms{_speed(r)}",
                     f"p95 <= {r['goal_p95_ms']:g} ms",
                     anchor_cell,
                     verdict(r["p95"] <= r["goal_p95_ms"]),
