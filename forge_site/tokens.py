@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -61,6 +62,7 @@ def token_revoke(*, token: ApiToken, actor: Any) -> ApiToken:
     return token
 
 
+@functools.cache
 def _token_fields() -> tuple[list[str], list[str]]:
     """The columns of a token and of its user, as from_db() takes them."""
     user_model = get_user_model()

@@ -114,3 +114,21 @@ def test_a_page_read_by_its_keys_first_has_the_rows_and_order_of_the_slice(engin
             page = ordered[start : start + 10]
             assert [row["name"] for row in selectors.model_page_rows(page)] == [m.name for m in page], (filters, start)
     assert selectors.model_page_rows(selectors.model_search()[40:50]) == []
+
+
+def test_a_page_ordered_by_an_annotation_is_read_as_it_is(engineer):
+    from django.db.models import Count
+
+    from models_registry import selectors
+
+    for n in range(12):
+        model = RegisteredModel.objects.create(name=f"m{n:02d}", owner=engineer)
+        for v in range(n % 4):
+            ModelVersion.objects.create(
+                model=model, version=str(v), artifact="x", sha256=f"{n:02d}{v}".ljust(64, "0"), size=1
+            )
+    ordered = selectors.model_search().annotate(n=Count("versions")).order_by("-n", "-name")
+
+    for start in (0, 5, 10):
+        page = ordered[start : start + 5]
+        assert [row["name"] for row in selectors.model_page_rows(page)] == [m.name for m in page]
