@@ -12,6 +12,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
+from forge_site.compiled import CompiledQuery
 from forge_site.models import Job
 from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, Tag, VersionStatus
 
@@ -141,15 +142,20 @@ _CURRENT_ALIASES_SQL = """
 """  # champion before challenger
 
 
+DEFERRED_JOIN_FROM_ROW = 200  # where skipping rows through the joins starts to cost more than compiling a subquery
+
+
 def _page_values(page: QuerySet[Any], fields: Sequence[str]) -> list[tuple[Any, ...]]:
     """The rows of `page.values_list(*fields)` as the database driver returns them (no ORM value converters).
 
-    A page (a sliced queryset) is read as a "deferred join": its primary keys are picked first, by its own filters,
-    order and slice, in a subquery that needs no join for the row fields, and only those rows are then read with
-    their joins. With LIMIT/OFFSET alone the database joins every skipped row as well: page 10 of the models list
-    took 3.0 ms of SQL here against 0.45 ms for page 1; picked by key first, 0.8 ms (docs/performance.md)."""
+    A page that starts at row DEFERRED_JOIN_FROM_ROW or later is read as a "deferred join": its primary keys are
+    picked first, by its own filters, order and slice, in a subquery that needs no join for the row fields, and only
+    those rows are then read with their joins. With LIMIT/OFFSET alone the database joins every skipped row as well:
+    page 10 of the models list took 3.3 ms of SQL here against 0.46 ms for page 1; picked by key first, 0.5 ms. The
+    subquery costs about 0.4 ms more to compile, so earlier pages are read in one plain query (docs/performance.md)."""
     rows = page
-    if page.query.is_sliced and not page.query.annotations:  # an ordering by an annotation stays in one query
+    deep = page.query.is_sliced and page.query.low_mark >= DEFERRED_JOIN_FROM_ROW
+    if deep and not page.query.annotations:  # an ordering by an annotation stays in one query
         rows = page.model._base_manager.using(page.db).filter(pk__in=page.values("pk"))
         if page.query.order_by:  # else the model's default ordering applies to both, as it did to the page
             rows = rows.order_by(*page.query.order_by)
@@ -209,6 +215,20 @@ def model_list(
         ),
     )
     return qs
+
+
+_MODEL_COLUMNS = [field.attname for field in RegisteredModel._meta.concrete_fields]
+_MODEL_BY_NAME = CompiledQuery(
+    lambda name: RegisteredModel.objects.filter(name=name).order_by().values_list(*_MODEL_COLUMNS)
+)
+
+
+def model_by_name(name: str) -> RegisteredModel | None:
+    """The model with this name (no relations loaded), or None. It opens every API request about one model, so its
+    query is compiled once (forge_site.compiled): compiling it cost more than running it."""
+    using = RegisteredModel.objects.db
+    rows = _MODEL_BY_NAME.rows(name, using=using)
+    return RegisteredModel.from_db(using, _MODEL_COLUMNS, rows[0]) if rows else None
 
 
 def model_get(*, name: str) -> RegisteredModel:

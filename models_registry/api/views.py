@@ -45,7 +45,7 @@ def _not_found(name: str) -> ApiError:
 
 
 def _model_or_404(name: str) -> RegisteredModel:
-    model = RegisteredModel.objects.filter(name=name).first()
+    model = selectors.model_by_name(name)
     if model is None:
         raise _not_found(name)
     return model

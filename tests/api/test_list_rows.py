@@ -97,10 +97,14 @@ def test_each_row_of_the_versions_list_is_that_versions_detail(api_as, officer, 
     assert rows[1]["created_at"] == "2026-01-31T09:05:00Z" and rows[1]["input_spec"]["inputs"][0]["shape"] == [None, 32]
 
 
+@pytest.mark.parametrize("deferred_from_row", [0, 10**9], ids=["by-key-first", "one-query"])
 @pytest.mark.parametrize("sort", ["name", "-versions", "updated", "-created"])
-def test_a_page_read_by_its_keys_first_has_the_rows_and_order_of_the_slice(engineer, sort):
+def test_a_page_read_by_its_keys_first_has_the_rows_and_order_of_the_slice(
+    engineer, sort, deferred_from_row, monkeypatch
+):
     from models_registry import selectors
 
+    monkeypatch.setattr(selectors, "DEFERRED_JOIN_FROM_ROW", deferred_from_row)
     tagged = Tag.objects.create(name="tagged")
     for n in range(25):
         model = RegisteredModel.objects.create(name=f"m{(n * 7) % 25:02d}", owner=engineer, version_count=n % 3)
@@ -116,11 +120,12 @@ def test_a_page_read_by_its_keys_first_has_the_rows_and_order_of_the_slice(engin
     assert selectors.model_page_rows(selectors.model_search()[40:50]) == []
 
 
-def test_a_page_ordered_by_an_annotation_is_read_as_it_is(engineer):
+def test_a_page_ordered_by_an_annotation_is_read_as_it_is(engineer, monkeypatch):
     from django.db.models import Count
 
     from models_registry import selectors
 
+    monkeypatch.setattr(selectors, "DEFERRED_JOIN_FROM_ROW", 0)
     for n in range(12):
         model = RegisteredModel.objects.create(name=f"m{n:02d}", owner=engineer)
         for v in range(n % 4):
@@ -132,3 +137,18 @@ def test_a_page_ordered_by_an_annotation_is_read_as_it_is(engineer):
     for start in (0, 5, 10):
         page = ordered[start : start + 5]
         assert [row["name"] for row in selectors.model_page_rows(page)] == [m.name for m in page]
+
+
+def test_a_model_by_name_is_the_whole_model(engineer):
+    from models_registry import selectors
+
+    model = RegisteredModel.objects.create(name="credit-risk", owner=engineer, description="d", risk_tier="high")
+    RegisteredModel.objects.filter(pk=model.pk).update(updated_at=ON_THE_SECOND, version_count=3)
+    expected = RegisteredModel.objects.get(pk=model.pk)
+
+    found = selectors.model_by_name("credit-risk")
+
+    columns = [field.attname for field in RegisteredModel._meta.concrete_fields]
+    assert [getattr(found, c) for c in columns] == [getattr(expected, c) for c in columns]
+    assert found.updated_at == ON_THE_SECOND and found.owner == engineer
+    assert selectors.model_by_name("Credit-Risk") is None and selectors.model_by_name("") is None
