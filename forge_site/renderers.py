@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from drf_orjson_renderer.renderers import ORJSONRenderer
+from rest_framework.renderers import JSONRenderer as DrfJSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
 
@@ -15,3 +18,11 @@ class JSONRenderer(ORJSONRenderer):
 
     options = ORJSONRenderer.options | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
     default = staticmethod(JSONEncoder().default)
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except orjson.JSONEncodeError:
+            # orjson writes integers of at most 64 bits; a JSON column may hold a longer one (a metric, say), which
+            # DRF's json-based renderer writes exactly. What neither can write still raises, from DRF's renderer.
+            return DrfJSONRenderer().render(data, accepted_media_type, renderer_context)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
@@ -194,9 +196,23 @@ def _db_timestamp(value: datetime | None) -> str | None:
     return value.isoformat() + "Z"
 
 
+# orjson reads a number of 19 digits or more as a float when it does not fit 64 bits; json, like the JSONField of the
+# detail endpoints, keeps it exact.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
 def _db_json(value: Any) -> Any:
-    """A JSON column as a plain cursor returns it: text on SQLite and (as Django configures psycopg) PostgreSQL."""
-    return json.loads(value) if isinstance(value, str) else value
+    """A JSON column as a plain cursor returns it: text on SQLite and (as Django configures psycopg) PostgreSQL.
+    orjson reads the 200 small documents of a 100-row versions page in a quarter of json's time. json still reads
+    what orjson would read differently (long numbers) or refuses (a lone surrogate escape, which SQLite stores)."""
+    if not isinstance(value, str):
+        return value
+    if _LONG_NUMBER.search(value):
+        return json.loads(value)
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)
 
 
 def model_list(

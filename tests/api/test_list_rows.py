@@ -152,3 +152,30 @@ def test_a_model_by_name_is_the_whole_model(engineer):
     assert [getattr(found, c) for c in columns] == [getattr(expected, c) for c in columns]
     assert found.updated_at == ON_THE_SECOND and found.owner == engineer
     assert selectors.model_by_name("Credit-Risk") is None and selectors.model_by_name("") is None
+
+
+def test_json_columns_read_exactly_as_the_detail_reads_them(api_as, officer, engineer):
+    model = RegisteredModel.objects.create(name="odd-metrics", owner=engineer)
+    odd = {"exact": 123456789012345678901234567890, "long": 0.1234567890123456789, "int64": 2**63 - 1}
+    for n, metrics in enumerate([odd, {"auc": 0.5, "label": "é ✓ \U0001f600"}]):
+        ModelVersion.objects.create(
+            model=model, version=str(n), artifact="x", sha256=str(n) * 64, size=1, metrics=metrics
+        )
+    client = api_as(officer)
+
+    rows = client.get("/api/v1/models/odd-metrics/versions/").json()["results"]
+
+    for row in rows:
+        assert row["metrics"] == client.get(f"/api/v1/models/odd-metrics/versions/{row['version']}/").json()["metrics"]
+    assert {row["version"]: row["metrics"] for row in rows}["0"]["exact"] == 123456789012345678901234567890
+
+
+def test_json_that_orjson_reads_differently_or_refuses_is_read_by_json():
+    import json
+    import math
+
+    from models_registry.selectors import _db_json
+
+    for text in ['{"n": 123456789012345678901234567890}', '{"s": "\\ud800"}', '{"a": [1, 2.5, null, "x"]}']:
+        assert _db_json(text) == json.loads(text)
+    assert math.isinf(_db_json("[1e400]")[0]) and _db_json({"already": "decoded"}) == {"already": "decoded"}

@@ -47,6 +47,13 @@ def test_the_renderer_writes_what_drfs_renderer_writes():
     assert json.loads(ours)["at"] == "2026-01-31T09:05:00.120000Z"
 
 
+def test_the_renderer_writes_integers_beyond_64_bits_exactly():
+    data = {"metrics": {"exact": 123456789012345678901234567890, "small": -(2**63)}, "at": datetime.date(2026, 1, 31)}
+    ours = JSONRenderer().render(data)
+    assert ours == DrfJSONRenderer().render(data)
+    assert json.loads(ours)["metrics"]["exact"] == 123456789012345678901234567890
+
+
 def test_the_renderer_refuses_a_type_it_does_not_know_instead_of_writing_null():
     with pytest.raises(TypeError):
         JSONRenderer().render({"thing": object()})
