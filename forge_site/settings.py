@@ -223,6 +223,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "forge_site.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "forge_site.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "forge_site.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

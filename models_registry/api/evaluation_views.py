@@ -10,7 +10,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 from forge_site.api import ApiError
 from forge_site.api_views import ERRORS, ErrorOut, JobOut
 from forge_site.models import Job
+from forge_site.parsers import JSONParser
 from models_registry import evidence, selectors, services
 from models_registry.api import evaluation_serializers as s
 from models_registry.api.views import _model_or_404, _version_or_404, registry_errors

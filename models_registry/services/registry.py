@@ -17,6 +17,7 @@ from django.utils import timezone
 from forge_site.audit import audit_record
 from forge_site.jobs import job_create
 from forge_site.models import Job
+from forge_site.parsers import surrogate_in
 from models_registry.archive import ArchiveRejected, check_torchscript_archive
 from models_registry.artifacts import StoredFile, artifact_discard, artifact_store
 from models_registry.input_spec import InputSpecError, normalize_input_spec
@@ -195,8 +196,7 @@ def version_create(
             raise RegistryError(str(exc), field="input_spec") from exc
     if spec is None and sample_inputs is None:
         raise RegistryError("Give an input_spec (or sample_inputs) so the model can be dry-run.", field="input_spec")
-    if metrics is not None and not isinstance(metrics, dict):
-        raise RegistryError("metrics must be a JSON object of name -> number.", field="metrics")
+    _check_metrics(metrics)
     tag_names = _clean_tags(tags)
     parent = None
     if parent_version:
@@ -323,6 +323,20 @@ def version_record_inspection(
     return mv
 
 
+def _check_metrics(metrics: Any) -> None:
+    if metrics is None:
+        return
+    if not isinstance(metrics, dict):
+        raise RegistryError("metrics must be a JSON object of name -> number.", field="metrics")
+    surrogate = surrogate_in(metrics)
+    if surrogate:
+        raise RegistryError(
+            f"metrics hold {surrogate}, a lone surrogate escape, which is not a character.",
+            field="metrics",
+            code="surrogate_characters_not_allowed",
+        )
+
+
 @transaction.atomic
 def version_update_metadata(
     *,
@@ -338,8 +352,7 @@ def version_update_metadata(
     if description is not None:
         mv.description = description
     if metrics is not None:
-        if not isinstance(metrics, dict):
-            raise RegistryError("metrics must be a JSON object.", field="metrics")
+        _check_metrics(metrics)
         mv.metrics = metrics
     mv.save(update_fields=["description", "metrics"])
     if tags is not None:

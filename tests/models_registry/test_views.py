@@ -525,11 +525,23 @@ def test_a_plain_form_upload_redirects_to_the_version(client, engineer, model):
         ({"input_spec": "{not json"}, 400, "input_spec", "not valid JSON"),
         ({"input_spec": ""}, 400, "input_spec", "input_spec"),
         ({"metrics": "[1, 2]"}, 400, "metrics", "JSON object"),
+        ({"metrics": '{"note": "\\udfff"}'}, 400, "metrics", "lone surrogate"),
         ({"version": "1.0.0"}, 409, "version", "already has a version"),
         ({"version": "bad version"}, 400, "version", ""),
         ({"parent_version": "9.9"}, 400, "parent_version", ""),
     ],
-    ids=["missing", "empty", "random-bytes", "bad-spec", "no-spec", "bad-metrics", "duplicate", "bad-name", "parent"],
+    ids=[
+        "missing",
+        "empty",
+        "random-bytes",
+        "bad-spec",
+        "no-spec",
+        "bad-metrics",
+        "lone-surrogate-metrics",
+        "duplicate",
+        "bad-name",
+        "parent",
+    ],
 )
 def test_a_refused_xhr_upload_names_the_field_and_leaves_nothing(
     client, engineer, version, overrides, status, field, words
