@@ -154,7 +154,7 @@ def _page_values(page: QuerySet[Any], fields: Sequence[str]) -> list[tuple[Any, 
     picked first, by its own filters, order and slice, in a subquery that needs no join for the row fields, and only
     those rows are then read with their joins. With LIMIT/OFFSET alone the database joins every skipped row as well:
     page 10 of the models list took 3.3 ms of SQL here against 0.46 ms for page 1; picked by key first, 0.5 ms. The
-    subquery costs about 0.4 ms more to compile, so earlier pages are read in one plain query (docs/performance.md)."""
+    subquery costs 0.4-0.6 ms more to compile, so earlier pages are read in one plain query (docs/performance.md)."""
     rows = page
     deep = page.query.is_sliced and page.query.low_mark >= DEFERRED_JOIN_FROM_ROW
     if deep and not page.query.annotations:  # an ordering by an annotation stays in one query
