@@ -371,6 +371,7 @@ def measure_in_process(
     else:
         api, html = Client(HTTP_AUTHORIZATION=f"Bearer {token}"), session
     out = []
+    timed: list[list[tuple[float, float]]] = []  # per row: (latency, the probe after it)
     for kind in request_kinds():
         client = api if kind["api"] else html
         urls = kind["urls"]
@@ -401,15 +402,15 @@ def measure_in_process(
                 **common.summarize(samples),
                 "cpu_p50": common.summarize(cpu)["p50"],
                 "probe_p50_us": round(statistics.median(probes) * 1e6),
-                "_pairs": list(zip(samples, probes, strict=True)),
             }
         )
+        timed.append(list(zip(samples, probes, strict=True)))
     # The same figures over the requests timed while the machine ran near its fastest: those whose probe took at
     # most QUIET_PROBE x the run's 5th-percentile probe.
-    probes = sorted(probe for row in out for _latency, probe in row["_pairs"])
+    probes = sorted(probe for pairs in timed for _latency, probe in pairs)
     threshold = quiet_probe_s or QUIET_PROBE * probes[len(probes) // 20]
-    for row in out:
-        quiet = [latency for latency, probe in row.pop("_pairs") if probe <= threshold]
+    for row, pairs in zip(out, timed, strict=True):
+        quiet = [latency for latency, probe in pairs if probe <= threshold]
         row["quiet"] = {"n": len(quiet), **(common.summarize(quiet) if len(quiet) >= 20 else {})}
         row["quiet_probe_max_us"] = round(threshold * 1e6)
     return out
