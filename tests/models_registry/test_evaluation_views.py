@@ -325,7 +325,7 @@ def test_a_passed_parity_run_shows_its_figures_and_error_histogram(officer, new)
     assert f'<dd class="mono" id="parity-seed">{result["inputs"]["seed"]}</dd>' in html
     assert sig(result["tolerance"]["rtol"]) in html and result["candidate"]["sha256"] in html
     worst = output["worst_rows"][0]
-    assert f'<td class="num mono">{worst["row"]}</td>' in html
+    assert f'<td class="num mono nowrap">{worst["row"]}</td>' in html
     figures = chart_data(html)
     histogram = figures["parity-hist-0"]["data"][0]
     assert histogram["y"] == output["histogram"]["counts"] and len(histogram["x"]) == len(histogram["y"])
