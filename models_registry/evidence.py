@@ -168,12 +168,32 @@ def parity_charts(result: dict[str, Any]) -> list[dict[str, Any]]:
     return charts
 
 
+LOG_AXIS_DIGITS_UP_TO = 1000  # a log axis labels 1, 2 and 5 of each power of ten up to this span, only 1 beyond
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """1, 2 and 5 times each power of ten from below `low` to above `high` (plotly shows those inside its range)."""
+    return [
+        float(f"{digit}e{power}")
+        for power in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        for digit in (1, 2, 5)
+    ]
+
+
 def _latency_axis(values: list[Any]) -> dict[str, Any]:
-    """Milliseconds; logarithmic when the figures span more than a factor of 10, so the small ones stay visible."""
+    """Milliseconds; logarithmic when the figures span more than a factor of 10, so the small ones stay visible.
+
+    A log axis is labelled at 1, 2 and 5 times each power of ten, written out (0.02, 0.05, 0.1), while the figures
+    span up to three powers of ten: with one label per power, figures from 0.02 to 0.4 ms would carry one label."""
     axis: dict[str, Any] = {"title": {"text": "ms per batch"}}
     positive = [v for v in values if isinstance(v, int | float) and v > 0]
     if positive and max(positive) / min(positive) > 10:
-        axis.update(type="log", dtick=1)  # one tick per power of ten
+        axis["type"] = "log"
+        if max(positive) / min(positive) <= LOG_AXIS_DIGITS_UP_TO:
+            ticks = _log_ticks(min(positive), max(positive))
+            axis.update(tickvals=ticks, ticktext=[f"{tick:g}" for tick in ticks])
+        else:
+            axis["dtick"] = 1  # one label per power of ten
     else:
         axis["rangemode"] = "tozero"
     return axis
