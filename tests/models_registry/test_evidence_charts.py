@@ -43,3 +43,15 @@ def test_the_comparison_chart_uses_the_same_axis_rule():
     comparison = {"batch_sizes": [1, 64], "series": [{"label": "a", "p50_ms": [0.02, 0.3], "throughput_sps": [1, 2]}]}
     (latency, _) = compare_charts(comparison)
     assert latency["spec"]["layout"]["yaxis"]["ticktext"][:3] == ["0.01", "0.02", "0.05"]
+
+
+def test_each_compared_run_is_one_line_through_its_own_batch_sizes():
+    comparison = {
+        "batch_sizes": [1, 8, 16],
+        "series": [
+            {"label": "a", "p50_ms": [0.02, 0.03, None], "throughput_sps": [1, 2, None]},
+            {"label": "b", "p50_ms": [0.02, None, 0.04], "throughput_sps": [1, None, 3]},
+        ],
+    }
+    for chart in compare_charts(comparison):
+        assert [line["connectgaps"] for line in chart["spec"]["data"]] == [True, True]
