@@ -31,6 +31,7 @@ _ORT_NUMPY = {
     "tensor(bool)": np.bool_,
 }
 _NP_FLOAT32 = np.dtype(np.float32)
+FALLBACK_HOW = "the form's fallback box, or allow_fallback in the API"  # how a refused device request is let through
 
 
 class RunnerError(Exception):
@@ -65,14 +66,14 @@ def resolve_device(requested: str, *, allow_fallback: bool) -> tuple[str, str | 
             return "cpu", f"{requested} was requested but this worker sees no GPU; ran on the CPU (fallback allowed)."
         raise RunnerError(
             f"CUDA was requested ({requested}) but this worker sees no GPU. Run it on a GPU worker, "
-            "or set allow_fallback to run on the CPU."
+            f"or allow a fallback to the CPU ({FALLBACK_HOW})."
         )
     if index >= visible:
         if allow_fallback:
             return "cuda", f"{requested} was requested but this worker sees {visible} GPU(s); ran on cuda:0."
         raise RunnerError(
             f"{requested} was requested but this worker sees {visible} GPU(s) (cuda:0..cuda:{visible - 1}). "
-            "Pick a visible device, or set allow_fallback."
+            f"Pick a visible device, or allow a fallback to cuda:0 ({FALLBACK_HOW})."
         )
     return wanted, None
 

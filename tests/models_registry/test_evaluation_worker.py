@@ -169,7 +169,7 @@ def test_device_and_dtype_parity_on_cpu_and_a_clear_answer_when_cuda_is_missing(
     )
     assert refused.status == "failed"
     assert "CUDA was requested (cuda) but this worker sees no GPU" in refused.error
-    assert "allow_fallback" in refused.error
+    assert "allow a fallback to the CPU (the form's fallback box, or allow_fallback in the API)" in refused.error
 
     fallback = _succeeded(
         parity_start(
