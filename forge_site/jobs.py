@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import traceback
@@ -13,7 +14,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from forge_site.audit import audit_record
@@ -34,6 +35,17 @@ class JobCancelled(Exception):
     """Raised inside a job when someone asked for it to stop."""
 
 
+class JobKeyReused(Exception):
+    """An idempotency key that already named another request (other kind, subject or parameters)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            f"This idempotency key already started {job.kind} job {job.pk} with other parameters; "
+            "use a new key for a new request."
+        )
+        self.job = job
+
+
 def job_create(
     *,
     kind: str,
@@ -43,21 +55,52 @@ def job_create(
     subject_label: str = "",
     params: dict[str, Any] | None = None,
     created_by: Any = None,
+    idempotency_key: str = "",
 ) -> Job:
-    """Write the job row and its audit event; the message is sent only once the transaction commits."""
-    with transaction.atomic():
-        job = Job.objects.create(
-            kind=kind,
-            task_name=task_name,
-            queue=queue,
-            subject_type=f"{subject._meta.app_label}.{subject._meta.model_name}",
-            subject_id=str(subject.pk),
-            subject_label=subject_label or str(subject)[:255],
-            params=params or {},
-            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
-        )
-        audit_record(actor=created_by, action="job.queue", obj=job, after={"kind": kind, "params": job.params})
-        transaction.on_commit(lambda: job_enqueue(job_id=job.pk))
+    """Write the job row and its audit event; the message is sent only once the transaction commits.
+
+    With an `idempotency_key` (a form's one-time token, an API client's Idempotency-Key header), the same person
+    sending the same request again (a double click, a retried POST) gets the job the first request created, not a
+    second job; the key with another request raises JobKeyReused. A unique constraint settles two at once."""
+    user = created_by if getattr(created_by, "is_authenticated", False) else None
+    key = idempotency_key if user is not None else ""
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "subject_type": f"{subject._meta.app_label}.{subject._meta.model_name}",
+        "subject_id": str(subject.pk),
+        "params": params or {},
+    }
+    if key and (earlier := _job_for_key(user, key)) is not None:
+        return _same_request(earlier, fields)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                **fields,
+                task_name=task_name,
+                queue=queue,
+                subject_label=subject_label or str(subject)[:255],
+                created_by=user,
+                idempotency_key=key,
+            )
+            audit_record(actor=created_by, action="job.queue", obj=job, after={"kind": kind, "params": job.params})
+            transaction.on_commit(lambda: job_enqueue(job_id=job.pk))
+    except IntegrityError:
+        earlier = _job_for_key(user, key) if key else None
+        if earlier is None:
+            raise
+        return _same_request(earlier, fields)  # the same request, sent twice at once: the other one won
+    return job
+
+
+def _job_for_key(user: Any, key: str) -> Job | None:
+    return Job.objects.filter(created_by=user, idempotency_key=key).first()
+
+
+def _same_request(job: Job, fields: dict[str, Any]) -> Job:
+    """The earlier job, if it is this request (its parameters compared as stored: through JSON); else JobKeyReused."""
+    asked = (fields["kind"], fields["subject_type"], fields["subject_id"], json.loads(json.dumps(fields["params"])))
+    if (job.kind, job.subject_type, job.subject_id, job.params) != asked:
+        raise JobKeyReused(job)
     return job
 
 

@@ -84,10 +84,22 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="the requester's key for this request: the same key again returns this job instead of a second one",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["subject_type", "subject_id", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="job_idempotency_key_per_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject_label or self.subject_id} ({self.status})"

@@ -6,9 +6,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
@@ -38,6 +40,9 @@ def _version_page(
 
 
 def _show_service_error(form: ParityRunForm | BenchmarkRunForm, exc: services.RegistryError) -> None:
+    if exc.code == "idempotency_key_reused":  # the page was posted again with other settings (Back, edit, Start)
+        form.add_error(None, "This form already started a run with other settings; reload the page to start another.")
+        return
     field = form.SERVICE_FIELDS.get(exc.field or "", exc.field)
     form.add_error(field if field in form.fields else None, exc.message)
 
@@ -52,11 +57,14 @@ def _start(
     """Validate the form, call the service, go to the run page; a refusal shows on the version page's form."""
     if not form.is_valid():
         return _version_page(request, mv, form, status=400)
+    asked_at = timezone.now()
     try:
-        job = start(version=mv, actor=request.user, **form.service_arguments())
+        job = start(version=mv, actor=request.user, idempotency_key=form.idempotency_key(), **form.service_arguments())
     except services.RegistryError as exc:
         _show_service_error(form, exc)
         return _version_page(request, mv, form, status=exc.status)
+    if job.created_at < asked_at:  # this form had already started it
+        messages.info(request, "This form had already started this run, so it was not started twice.")
     return redirect(_run_url(mv, job))
 
 

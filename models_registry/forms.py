@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django import forms
@@ -157,7 +158,22 @@ DEVICE_HELP = "auto: the GPU when the worker has one."
 REFERENCE_DEVICES = [("cpu", "cpu"), ("cuda", "cuda")]
 
 
-class ParityRunForm(forms.Form):
+class RunSubmission(forms.Form):
+    """A one-time token rendered into a run form: posting the same form twice (a double click, a resubmitted page)
+    starts one run, and the second post lands on it (the service's idempotency key)."""
+
+    submission = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("submission", uuid.uuid4())
+
+    def idempotency_key(self) -> str:
+        token = self.cleaned_data.get("submission")
+        return f"form:{token}" if token else ""
+
+
+class ParityRunForm(RunSubmission):
     """A parity run from the version page; `reference` is 'onnx', 'device' or 'version:<version>'."""
 
     reference = forms.ChoiceField(label="Compare with")
@@ -225,7 +241,7 @@ class ParityRunForm(forms.Form):
         }
 
 
-class BenchmarkRunForm(forms.Form):
+class BenchmarkRunForm(RunSubmission):
     batch_sizes = forms.CharField(
         initial="1, 8, 64", max_length=200, label="Batch sizes", help_text="Comma-separated, e.g. 1, 8, 64"
     )
@@ -255,4 +271,4 @@ class BenchmarkRunForm(forms.Form):
 
     def service_arguments(self) -> dict[str, Any]:
         """The cleaned form as keyword arguments of services.benchmark_start."""
-        return dict(self.cleaned_data)
+        return {name: value for name, value in self.cleaned_data.items() if name != "submission"}

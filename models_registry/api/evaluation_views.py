@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -24,8 +25,40 @@ from models_registry.api.views import _model_or_404, _version_or_404, registry_e
 
 START_ERRORS: dict[int, Any] = {
     **ERRORS,
-    409: OpenApiResponse(ErrorOut, description="the version is not ready (still validating, or rejected)"),
+    409: OpenApiResponse(
+        ErrorOut,
+        description="the version is not ready (still validating, or rejected), or the Idempotency-Key was used for "
+        "another request",
+    ),
 }
+
+
+IDEMPOTENCY_KEY_MAX = 64
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Up to 64 printable ASCII characters, unique per request (a UUID). The same key again from the same user "
+        "returns the job the first request started (202, header Idempotent-Replayed: true) instead of a second "
+        "job; the same key with other parameters is refused with 409 idempotency_key_reused."
+    ),
+)
+
+
+def _idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key header, checked, as the service's key ('' when there is none)."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return ""
+    if not 1 <= len(raw) <= IDEMPOTENCY_KEY_MAX or not all(" " < char <= "~" for char in raw):
+        raise ApiError(
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters without spaces "
+            "(a UUID will do).",
+            field="Idempotency-Key",
+        )
+    return f"api:{raw}"
 
 
 def _accepted(job: Job) -> Response:
@@ -57,11 +90,16 @@ class _EvaluationRunsView(_EvaluationListView):
 
     def post(self, request: Request, name: str, version: str) -> Response:
         mv = _version_or_404(name, version)
+        key = _idempotency_key(request)
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
+        asked_at = timezone.now()
         with registry_errors():
-            job = self.start(version=mv, actor=request.user, **data.validated_data)
-        return _accepted(job)
+            job = self.start(version=mv, actor=request.user, idempotency_key=key, **data.validated_data)
+        response = _accepted(job)
+        if job.created_at < asked_at:  # an earlier request with this key started it
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 @extend_schema_view(
@@ -69,6 +107,7 @@ class _EvaluationRunsView(_EvaluationListView):
     post=extend_schema(
         summary="Start a parity run (queued on a GPU worker)",
         request=s.ParityStartInput,
+        parameters=[IDEMPOTENCY_HEADER],
         responses={202: JobOut, **START_ERRORS},
     ),
 )
@@ -85,6 +124,7 @@ class ParityRunsView(_EvaluationRunsView):
     post=extend_schema(
         summary="Start a benchmark run (queued on a GPU worker)",
         request=s.BenchmarkStartInput,
+        parameters=[IDEMPOTENCY_HEADER],
         responses={202: JobOut, **START_ERRORS},
     ),
 )

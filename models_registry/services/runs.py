@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from forge_site.jobs import job_create
+from forge_site.jobs import JobKeyReused, job_create
 from forge_site.models import Job
 from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services.registry import RegistryError
@@ -146,8 +146,10 @@ def parity_start(
     dtype: Any = "float32",
     allow_fallback: bool = False,
     time_limit_s: Any = None,
+    idempotency_key: str = "",
 ) -> Job:
-    """Validate a parity request and queue it on the gpu queue (sent when the transaction commits)."""
+    """Validate a parity request and queue it on the gpu queue (sent when the transaction commits); the same
+    `idempotency_key` again from the same person returns the first request's job (forge_site.jobs.job_create)."""
     _require_ready(version)
     device = _device(device, "device")
     dtype = _dtype(dtype, "dtype")
@@ -165,7 +167,7 @@ def parity_start(
         "time_limit_s": _time_limit(time_limit_s),
         "sha256": version.sha256,
     }
-    return _queue_run(version, "parity", PARITY_TASK, params, actor)
+    return _queue_run(version, "parity", PARITY_TASK, params, actor, idempotency_key)
 
 
 def benchmark_start(
@@ -182,8 +184,10 @@ def benchmark_start(
     time_cap_s: Any = 30.0,
     allow_fallback: bool = False,
     time_limit_s: Any = None,
+    idempotency_key: str = "",
 ) -> Job:
-    """Validate a benchmark request and queue it on the gpu queue (sent when the transaction commits)."""
+    """Validate a benchmark request and queue it on the gpu queue (sent when the transaction commits); the same
+    `idempotency_key` again from the same person returns the first request's job."""
     _require_ready(version)
     if isinstance(batch_sizes, str):
         batch_sizes = [part for part in batch_sizes.replace(",", " ").split() if part]
@@ -203,17 +207,23 @@ def benchmark_start(
         "time_limit_s": _time_limit(time_limit_s),
         "sha256": version.sha256,
     }
-    return _queue_run(version, "benchmark", BENCHMARK_TASK, params, actor)
+    return _queue_run(version, "benchmark", BENCHMARK_TASK, params, actor, idempotency_key)
 
 
-def _queue_run(version: ModelVersion, kind: str, task_name: str, params: dict[str, Any], actor: Any) -> Job:
+def _queue_run(
+    version: ModelVersion, kind: str, task_name: str, params: dict[str, Any], actor: Any, idempotency_key: str
+) -> Job:
     """A parity or benchmark job on the gpu queue, about the version; sent when the transaction commits."""
-    return job_create(
-        kind=kind,
-        task_name=task_name,
-        queue="gpu",
-        subject=version,
-        subject_label=f"{version.model.name}:{version.version}",
-        params=params,
-        created_by=actor,
-    )
+    try:
+        return job_create(
+            kind=kind,
+            task_name=task_name,
+            queue="gpu",
+            subject=version,
+            subject_label=f"{version.model.name}:{version.version}",
+            params=params,
+            created_by=actor,
+            idempotency_key=idempotency_key,
+        )
+    except JobKeyReused as exc:
+        raise RegistryError(str(exc), code="idempotency_key_reused", status=409) from exc

@@ -116,6 +116,31 @@ def test_an_engineer_starts_a_benchmark(client, versions):
     assert (params["device"], params["threads"], params["warmup"], params["time_cap_s"]) == ("cpu", 2, 3, 5.0)
 
 
+def test_a_retried_request_with_the_same_idempotency_key_gets_the_first_job(client, versions):
+    body = {"reference": {"kind": "onnx"}, "samples": 512, "batch_size": 64}
+    queued = AuditEvent.objects.filter(action="job.queue").count()
+    first = client.post(PARITY, body, format="json", HTTP_IDEMPOTENCY_KEY="retry-7f3a")
+    again = client.post(PARITY, body, format="json", HTTP_IDEMPOTENCY_KEY="retry-7f3a")
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again["Location"] == first["Location"]
+    assert "Idempotent-Replayed" not in first and again["Idempotent-Replayed"] == "true"
+    assert len(_runs("parity")) == 1
+    assert AuditEvent.objects.filter(action="job.queue").count() == queued + 1
+    other = client.post(PARITY, {**body, "samples": 1024}, format="json", HTTP_IDEMPOTENCY_KEY="retry-7f3a")
+    assert other.status_code == 409 and error_of(other)["code"] == "idempotency_key_reused"
+    assert first.json()["id"] in error_of(other)["message"]
+    bench = client.post(BENCH, {}, format="json", HTTP_IDEMPOTENCY_KEY="retry-7f3a")  # another kind, same key
+    assert bench.status_code == 409 and _runs("benchmark") == []
+    assert client.post(PARITY, body, format="json").json()["id"] != first.json()["id"]  # no key: a new run
+
+
+@pytest.mark.parametrize("key", ["", "x" * 65, "has space", "caf\u00e9", "tab\tkey"])
+def test_a_malformed_idempotency_key_is_refused_before_anything_starts(client, versions, key):
+    response = client.post(PARITY, {"reference": {"kind": "onnx"}}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400 and error_of(response)["field"] == "Idempotency-Key"
+    assert _runs("parity") == []
+
+
 def test_left_out_settings_take_the_service_defaults(client, versions):
     assert client.post(BENCH, {}, format="json").status_code == 202
     assert client.post(PARITY, {"reference": {"kind": "onnx"}}, format="json").status_code == 202

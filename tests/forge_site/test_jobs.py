@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 
 from forge_site import jobs
 from forge_site.celery import app
-from forge_site.jobs import JobContext, JobError, job_cancel, job_create, job_run, jobs_reap_stale
+from forge_site.jobs import JobContext, JobError, JobKeyReused, job_cancel, job_create, job_run, jobs_reap_stale
 from forge_site.models import AuditEvent, Job, JobStatus
 from tests.conftest import BASE_DIR, _worker_database_url, wait_for
 from tests.forge_site.slow_tasks import SLOW_TASK
@@ -61,6 +61,86 @@ def test_creating_a_job_audits_it_and_sends_the_message_only_on_commit(
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED and job.enqueued_at is not None
     assert _actions() == ["job.queue"]
+
+
+def _keyed(user: Any, key: str, **params: Any) -> Job:
+    return job_create(
+        kind="parity",
+        task_name="x.task",
+        queue="gpu",
+        subject=user,
+        params=params,
+        created_by=user,
+        idempotency_key=key,
+    )
+
+
+@pytest.mark.django_db
+def test_the_same_request_with_the_same_key_gets_the_first_job(
+    engineer, sent, django_capture_on_commit_callbacks
+) -> None:
+    """A double click or a retried POST: one job, one audit event, one message."""
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _keyed(engineer, "k-1", samples=1024, reference={"kind": "onnx"}, sizes=(1, 8))
+    with django_capture_on_commit_callbacks(execute=True):
+        again = _keyed(engineer, "k-1", samples=1024, reference={"kind": "onnx"}, sizes=(1, 8))
+    assert again.pk == first.pk and Job.objects.count() == 1
+    assert _actions() == ["job.queue"] and sent == [("x.task", [str(first.pk)], "gpu")]
+
+
+@pytest.mark.django_db
+def test_a_key_used_for_another_request_is_refused_and_starts_nothing(engineer, sent) -> None:
+    first = _keyed(engineer, "k-1", samples=1024)
+    with pytest.raises(JobKeyReused) as caught:
+        _keyed(engineer, "k-1", samples=2048)
+    assert caught.value.job.pk == first.pk and str(first.pk) in str(caught.value)
+    with pytest.raises(JobKeyReused):  # another kind of job under the same key
+        job_create(
+            kind="benchmark",
+            task_name="x.task",
+            queue="gpu",
+            subject=engineer,
+            params={"samples": 1024},
+            created_by=engineer,
+            idempotency_key="k-1",
+        )
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_keys_belong_to_their_user_and_requests_without_one_are_not_merged(engineer, manager, sent) -> None:
+    mine, theirs = _keyed(engineer, "k-1", samples=1), _keyed(manager, "k-1", samples=1)
+    assert mine.pk != theirs.pk
+    assert _keyed(engineer, "", samples=1).pk != _keyed(engineer, "", samples=1).pk
+    system = [job_create(kind="t", task_name="x", queue="q", subject=engineer, idempotency_key="k-2") for _ in "ab"]
+    assert system[0].pk != system[1].pk and system[0].idempotency_key == ""  # no user: the key is not kept
+    assert Job.objects.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif("os.environ.get('DATABASE_URL', '').split(':')[0] not in {'postgres', 'postgresql'}")
+def test_the_same_key_sent_four_times_at_once_starts_one_job(engineer, sent) -> None:
+    barrier = threading.Barrier(4)
+    got: list[str] = []
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            barrier.wait()
+            got.append(str(_keyed(engineer, "k-race", samples=1024).pk))
+        except BaseException as exc:  # collected: an assertion in a thread would be lost
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and len(got) == 4
+    assert len(set(got)) == 1 and Job.objects.count() == 1
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == ["job.queue"]
 
 
 @pytest.mark.django_db

@@ -187,6 +187,37 @@ def test_an_engineer_starts_a_parity_run_from_the_version_page(engineer, new):
     assert params["device"] == "cpu" and params["allow_fallback"] is False
 
 
+def test_the_same_form_posted_twice_starts_one_run_and_both_posts_land_on_it(engineer, new):
+    """A double click on Start: the form's one-time token makes the second post find the first post's run."""
+    client = logged_in(engineer)
+    page = client.get(version_url(new)).content.decode()
+    tokens = re.findall(r'name="(parity|benchmark)-submission" value="([0-9a-f-]{36})"', page)
+    assert [name for name, _ in tokens] == ["parity", "benchmark"] and tokens[0][1] != tokens[1][1]
+    form = {
+        "parity-submission": tokens[0][1],
+        "parity-reference": "onnx",
+        "parity-samples": "300",
+        "parity-batch_size": "50",
+        "parity-seed": "0",
+        "parity-device": "cpu",
+        "parity-dtype": "float32",
+    }
+    url = reverse("registry:parity_start", args=["credit-risk", "1.1.0"])
+    first, second = client.post(url, form), client.post(url, form, follow=True)
+    (job,) = Job.objects.filter(kind="parity")
+    assert first["Location"] == run_url(job, new) and second.redirect_chain == [(run_url(job, new), 302)]
+    assert "already started this run, so it was not started twice" in second.content.decode()
+    changed = client.post(url, {**form, "parity-samples": "400"})  # Back, edit, Start: the token with other settings
+    assert changed.status_code == 409
+    assert "already started a run with other settings; reload the page to start another" in changed.content.decode()
+    fresh = re.findall(
+        r'name="parity-submission" value="([0-9a-f-]{36})"', client.get(version_url(new)).content.decode()
+    )
+    assert fresh and fresh[0] != tokens[0][1]
+    assert client.post(url, {**form, "parity-submission": fresh[0]}).status_code == 302
+    assert Job.objects.filter(kind="parity").count() == 2  # a reloaded page starts another run
+
+
 def test_parity_against_another_device_sends_the_reference_device_and_dtype(engineer, new):
     form = {
         "parity-reference": "device",
