@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +44,28 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any] | None, s
 
     monkeypatch.setattr(app, "send_task", send_task)
     return calls
+
+
+def at_once(action: Callable[[], Any], count: int = 4) -> list[BaseException]:
+    """Run `action` on `count` threads released together; what they raised (an assertion in a thread is lost)."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            action()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return errors
 
 
 def _actions() -> list[str]:
@@ -120,24 +143,8 @@ def test_keys_belong_to_their_user_and_requests_without_one_are_not_merged(engin
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', '').split(':')[0] not in {'postgres', 'postgresql'}")
 def test_the_same_key_sent_four_times_at_once_starts_one_job(engineer, sent) -> None:
-    barrier = threading.Barrier(4)
     got: list[str] = []
-    errors: list[BaseException] = []
-
-    def request() -> None:
-        try:
-            barrier.wait()
-            got.append(str(_keyed(engineer, "k-race", samples=1024).pk))
-        except BaseException as exc:  # collected: an assertion in a thread would be lost
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=request) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = at_once(lambda: got.append(str(_keyed(engineer, "k-race", samples=1024).pk)))
     assert errors == [] and len(got) == 4
     assert len(set(got)) == 1 and Job.objects.count() == 1
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["job.queue"]
@@ -180,24 +187,12 @@ def test_claiming_a_job_twice_runs_the_work_once() -> None:
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', '').split(':')[0] not in {'postgres', 'postgresql'}")
 def test_two_workers_claiming_at_the_same_moment_run_the_work_once() -> None:
     job = _job()
-    barrier = threading.Barrier(4)
     runs: list[int] = []
     claimed: list[bool] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            outcome = job_run(job_id=str(job.pk), work=lambda ctx: runs.append(1) or {})
-            claimed.append(outcome is not None)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert runs == [1]
+    errors = at_once(
+        lambda: claimed.append(job_run(job_id=str(job.pk), work=lambda ctx: runs.append(1) or {}) is not None)
+    )
+    assert errors == [] and runs == [1]
     assert sorted(claimed) == [False, False, False, True]
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
 
