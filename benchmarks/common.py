@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,21 @@ def summarize(samples_s: list[float]) -> dict[str, float]:
         "min": round(ms[0], 2),
         "max": round(ms[-1], 2),
     }
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, *, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function, timed in turn `repeats` times (so a slow phase of the machine touches them
+    all alike), after `warmup` untimed rounds."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return times
 
 
 def machine_info() -> dict[str, Any]:

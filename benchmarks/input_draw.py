@@ -18,7 +18,6 @@ import argparse
 import statistics
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,17 +28,9 @@ import common
 
 
 def timings(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
     return {
         name: {"min_ms": round(min(v) * 1000, 3), "median_ms": round(statistics.median(v) * 1000, 3)}
-        for name, v in times.items()
+        for name, v in common.interleaved(fns, repeats).items()
     }
 
 

@@ -31,7 +31,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -115,29 +114,17 @@ def measure(
         comparison.add_group(cand, ref, row_offset=0, rows=[len(out) for out in cand])
         return comparison.result()
 
-    timed: list[tuple[str, Callable[[], Any]]] = [
-        ("torchscript", bare_torchscript),
-        ("onnxruntime", bare_onnx),
-        ("generation", generate),
-    ]
+    results: list[dict[str, Any]] = []
+    timed: dict[str, Callable[[], Any]] = {
+        "torchscript": bare_torchscript,
+        "onnxruntime": bare_onnx,
+        "generation": generate,
+        "parity": lambda: results.append(parity()),
+    }
     if not gpu:
-        timed.append(("lean", lean))
-
-    for _ in range(2):  # warm-up: TorchScript's profiling executor optimises after the first calls
-        for _, fn in timed:
-            fn()
-        parity()
-    times: dict[str, list[float]] = {name: [] for name, _ in timed}
-    times["parity"] = []
-    results = []
-    for _ in range(repeats):
-        for name, fn in timed:
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        results.append(parity())
-        times["parity"].append(time.perf_counter() - started)
+        timed["lean"] = lean
+    # two warm-up rounds: TorchScript's profiling executor optimises after the first calls
+    times = common.interleaved(timed, repeats, warmup=2)
     med = {name: statistics.median(values) * 1000 for name, values in times.items()}
     low = {name: min(values) * 1000 for name, values in times.items()}
     last = results[-1]

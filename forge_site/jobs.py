@@ -60,8 +60,9 @@ def job_create(
     """Write the job row and its audit event; the message is sent only once the transaction commits.
 
     With an `idempotency_key` (a form's one-time token, an API client's Idempotency-Key header), the same person
-    sending the same request again (a double click, a retried POST) gets the job the first request created, not a
-    second job; the key with another request raises JobKeyReused. A unique constraint settles two at once."""
+    sending the same request again (a double click, a retried POST) gets the job the first request created, with
+    `replayed` set, not a second job; the key with another request raises JobKeyReused. A unique constraint settles
+    two at once."""
     user = created_by if getattr(created_by, "is_authenticated", False) else None
     key = idempotency_key if user is not None else ""
     fields: dict[str, Any] = {
@@ -97,10 +98,12 @@ def _job_for_key(user: Any, key: str) -> Job | None:
 
 
 def _same_request(job: Job, fields: dict[str, Any]) -> Job:
-    """The earlier job, if it is this request (its parameters compared as stored: through JSON); else JobKeyReused."""
+    """The earlier job, marked `replayed`, if it is this request (its parameters compared as stored: through JSON);
+    else JobKeyReused."""
     asked = (fields["kind"], fields["subject_type"], fields["subject_id"], json.loads(json.dumps(fields["params"])))
     if (job.kind, job.subject_type, job.subject_id, job.params) != asked:
         raise JobKeyReused(job)
+    job.replayed = True
     return job
 
 

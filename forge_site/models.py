@@ -89,6 +89,7 @@ class Job(models.Model):
         blank=True,
         help_text="the requester's key for this request: the same key again returns this job instead of a second one",
     )
+    replayed = False  # not stored: job_create sets it on the job it returns for a repeated idempotency key
 
     class Meta:
         ordering = ["-created_at"]

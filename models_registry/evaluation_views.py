@@ -10,7 +10,6 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
@@ -57,13 +56,12 @@ def _start(
     """Validate the form, call the service, go to the run page; a refusal shows on the version page's form."""
     if not form.is_valid():
         return _version_page(request, mv, form, status=400)
-    asked_at = timezone.now()
     try:
         job = start(version=mv, actor=request.user, idempotency_key=form.idempotency_key(), **form.service_arguments())
     except services.RegistryError as exc:
         _show_service_error(form, exc)
         return _version_page(request, mv, form, status=exc.status)
-    if job.created_at < asked_at:  # this form had already started it
+    if job.replayed:  # this form had already started it
         messages.info(request, "This form had already started this run, so it was not started twice.")
     return redirect(_run_url(mv, job))
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -93,11 +92,10 @@ class _EvaluationRunsView(_EvaluationListView):
         key = _idempotency_key(request)
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
-        asked_at = timezone.now()
         with registry_errors():
             job = self.start(version=mv, actor=request.user, idempotency_key=key, **data.validated_data)
         response = _accepted(job)
-        if job.created_at < asked_at:  # an earlier request with this key started it
+        if job.replayed:  # an earlier request with this key started it
             response["Idempotent-Replayed"] = "true"
         return response
 

@@ -108,6 +108,7 @@ def test_the_same_request_with_the_same_key_gets_the_first_job(
     with django_capture_on_commit_callbacks(execute=True):
         again = _keyed(engineer, "k-1", samples=1024, reference={"kind": "onnx"}, sizes=(1, 8))
     assert again.pk == first.pk and Job.objects.count() == 1
+    assert again.replayed and not first.replayed
     assert _actions() == ["job.queue"] and sent == [("x.task", [str(first.pk)], "gpu")]
 
 
@@ -143,10 +144,11 @@ def test_keys_belong_to_their_user_and_requests_without_one_are_not_merged(engin
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', '').split(':')[0] not in {'postgres', 'postgresql'}")
 def test_the_same_key_sent_four_times_at_once_starts_one_job(engineer, sent) -> None:
-    got: list[str] = []
-    errors = at_once(lambda: got.append(str(_keyed(engineer, "k-race", samples=1024).pk)))
+    got: list[Job] = []
+    errors = at_once(lambda: got.append(_keyed(engineer, "k-race", samples=1024)))
     assert errors == [] and len(got) == 4
-    assert len(set(got)) == 1 and Job.objects.count() == 1
+    assert len({job.pk for job in got}) == 1 and Job.objects.count() == 1
+    assert sorted(job.replayed for job in got) == [False, True, True, True]  # the losers know they were repeats
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["job.queue"]
 
 
