@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark of issues 2 and 3 and prints one table. Results: var/bench/results/*.json.
+# Runs every benchmark of issues 2, 3 and 13 and prints one table. Results: var/bench/results/*.json.
 #   bash benchmarks/run_all.sh            # the numbers in docs/performance.md
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke run: 64 MiB upload, 40 requests
 # Needs: .venv (make install), curl, a Redis on 127.0.0.1:6399 (scripts/test-services.sh starts one).
@@ -24,6 +24,8 @@ $PY benchmarks/benchmark_accuracy.py --threads 1 "${ACC_ARGS[@]}"
 $PY benchmarks/parity_cost.py --threads 1 "${PAR_ARGS[@]}"
 $PY benchmarks/parity_cost.py --threads 1 --hidden 1024 "${PAR_ARGS[@]}"   # a heavier forward, for context
 $PY benchmarks/governance_overhead.py --threads 1 "${GOV_ARGS[@]}"
+# issue 13: sticky rollout assignment (in-process)
+$PY benchmarks/rollout_assignment.py
 echo
 echo "== summary"
 $PY benchmarks/summary.py

@@ -114,6 +114,7 @@ def rows(var_dir: Path) -> list[list[str]]:
             ]
         )
     out += issue3_rows(var_dir)
+    out += issue13_rows(var_dir)
     return out
 
 
@@ -160,6 +161,29 @@ def issue3_rows(var_dir: Path) -> list[list[str]]:
             ]
         )
     return out
+
+
+def issue13_rows(var_dir: Path) -> list[list[str]]:
+    assignment = load(var_dir, "rollout_assignment")
+    if not assignment:
+        return []
+    single, split = assignment["rows"]["assign(unit)"], assignment["split"]
+    return [
+        [
+            "rollout assignment in-process, single calls (median round; best)",
+            f"{single['median_per_s']:,}/s; {single['best_per_s']:,}/s",
+            f">= {assignment['goal_per_s']:,}/s",
+            f"crc32 hash {assignment['rows']['hash zlib.crc32']['median_per_s']:,}/s (correlated across rollouts)",
+            verdict(single["median_per_s"] >= assignment["goal_per_s"]),
+        ],
+        [
+            f"rollout assignment, {split['units']:,} units at 10%: share; SRM p",
+            f"{split['observed_share_pct']}%; p = {split['srm_p']}",
+            "within 0.1 pp; p >= 0.001",
+            "",
+            verdict(split["deviation_pp"] <= 0.1 and not split["srm_mismatch"]),
+        ],
+    ]
 
 
 def main() -> None:
