@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.http.request import QueryDict
 from django.utils.datastructures import MultiValueDict
+
+logger = logging.getLogger(__name__)
 
 ARTIFACT_FIELDS = frozenset({"artifact"})
 # 1 MiB matches the largest read gunicorn hands a WSGI app in one step (its body reader reads at most 1 MiB at a
@@ -116,7 +123,12 @@ class StoredFile:
     name: str
     sha256: str
     size: int
-    created: bool
+    file: UploadedFile = field(repr=False, compare=False)  # the upload it came from, to store it again if need be
+
+
+class ArtifactStoreError(Exception):
+    """The artifact store could not be written (read-only, full, unreachable). The message is for the person who
+    uploaded; the cause, with the server's paths, goes to the log."""
 
 
 def artifact_storage() -> Storage:
@@ -135,24 +147,110 @@ def _sha256_of(file: UploadedFile) -> str:
     return hasher.hexdigest()
 
 
+# Content-addressed files are shared: every version with the same bytes references the same name, and a request
+# that stored a file cannot know whether another request (or a version row) uses it by now. So a file is deleted
+# only by `artifact_discard`, and only when no row references it, decided under a lock on its name; and a request
+# re-checks its file under the same lock, in the transaction that writes its row, and stores it again if a clean-up
+# removed it meanwhile (it still holds the upload). Either the clean-up runs first and the writer re-stores the
+# file, or the writer commits first and the clean-up sees its row. A file that nothing references is left behind
+# only if a process dies between storing it and deciding; such orphans are harmless (see docs/architecture.md).
+
+
+def _lock_name(name: str) -> None:
+    """Take the transaction-scoped lock on one stored name. PostgreSQL: an advisory lock keyed by the name's hash.
+    SQLite: a write transaction already holds the database's single write lock (transaction_mode IMMEDIATE)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("the lock on a stored name is held by a transaction; call this inside one")
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _present(storage: Storage, name: str, size: int) -> bool:
+    # A file of the wrong size is a leftover of a write that never finished (before writes were atomic): replace it.
+    return bool(storage.exists(name)) and storage.size(name) == size
+
+
+def _write(storage: Storage, name: str, file: UploadedFile) -> None:
+    """Store `file` under `name` so that a reader sees the whole file or none of it."""
+    try:
+        final = Path(storage.path(name))
+    except NotImplementedError:  # object storage: an object appears whole, or not at all, when its upload ends
+        file.seek(0)
+        saved = storage.save(name, file)
+        if saved != name:  # the same bytes are there already (a concurrent request, or file_overwrite=False)
+            storage.delete(saved)
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.parent / f".{final.name}.{uuid.uuid4().hex}.partial"
+    try:
+        try:
+            # The upload is a finished temporary file (HashingUploadHandler): on the same filesystem, a second name
+            # for it costs nothing, where a copy of 2 GiB would halve the upload's throughput.
+            os.link(file.temporary_file_path(), partial)  # type: ignore[attr-defined]
+        except (AttributeError, OSError):  # not a temporary file, or another filesystem: copy it
+            with open(partial, "xb") as out:
+                file.seek(0)
+                for chunk in file.chunks(CHUNK_SIZE):
+                    out.write(chunk)  # a buffered write raises on a short write (a full disk), unlike os.write
+        os.chmod(partial, getattr(storage, "file_permissions_mode", None) or 0o640)
+        os.replace(partial, final)  # atomic on one filesystem: a reader sees the whole file or none of it
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
+
+
+def _store_failed(name: str, exc: Exception) -> ArtifactStoreError:
+    logger.error("the artifact store could not store %s", name, exc_info=exc)
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return ArtifactStoreError(
+        f"The artifact store is not accepting files ({cause}); nothing was stored. This is a server problem, "
+        "not a problem with the upload: try again later, or ask an operator to check that the artifact store "
+        "(FORGE_STORAGE) is writable and has space."
+    )
+
+
 def artifact_store(file: UploadedFile, *, kind: str, suffix: str) -> StoredFile:
-    """File the upload under `<kind>/<sha[:2]>/<sha><suffix>`; identical content is stored once."""
+    """File the upload under `<kind>/<sha[:2]>/<sha><suffix>`; identical content is stored once. Raises
+    ArtifactStoreError when the store cannot take it, leaving no partial file."""
     sha = _sha256_of(file)
-    name = f"{kind}/{sha[:2]}/{sha}{suffix}"
+    stored = StoredFile(name=f"{kind}/{sha[:2]}/{sha}{suffix}", sha256=sha, size=file.size or 0, file=file)
     storage = artifact_storage()
-    if storage.exists(name):
-        return StoredFile(name=name, sha256=sha, size=file.size or 0, created=False)
-    saved = storage.save(name, file)
-    if saved != name:  # another request stored the same bytes at the same moment
-        storage.delete(saved)
-        return StoredFile(name=name, sha256=sha, size=file.size or 0, created=False)
-    return StoredFile(name=name, sha256=sha, size=file.size or 0, created=True)
+    try:
+        if not _present(storage, stored.name, stored.size):
+            _write(storage, stored.name, file)
+    except Exception as exc:
+        raise _store_failed(stored.name, exc) from exc
+    return stored
 
 
-def artifact_discard(stored: StoredFile | None) -> None:
-    """Remove a file this request stored, when the version that would reference it was not written."""
-    if stored is not None and stored.created:
-        artifact_storage().delete(stored.name)
+def artifact_claim(stored: StoredFile) -> None:
+    """Make sure a stored file is there for the row about to reference it. Call inside the transaction that writes
+    the row: it holds the name's lock until the row commits, so no clean-up can delete the file in between."""
+    _lock_name(stored.name)
+    storage = artifact_storage()
+    try:
+        if not _present(storage, stored.name, stored.size):  # a concurrent clean-up removed it: store it again
+            logger.info("stored file %s was removed by a concurrent clean-up; storing it again", stored.name)
+            _write(storage, stored.name, stored.file)
+    except Exception as exc:
+        raise _store_failed(stored.name, exc) from exc
+
+
+def artifact_discard(stored: StoredFile | None, *, referenced: Callable[[str], bool]) -> None:
+    """Delete a stored file when no row references it any more (`referenced(name)` says; the kind's owner knows
+    which rows can). Decided under the name's lock, so a writer that is about to reference it stores it again."""
+    if stored is None:
+        return
+    try:
+        with transaction.atomic():
+            _lock_name(stored.name)
+            if not referenced(stored.name):
+                artifact_storage().delete(stored.name)
+    except Exception:  # a clean-up that fails leaves an orphan, which is harmless; the original error matters
+        logger.exception("could not remove unreferenced stored file %s", stored.name)
 
 
 @contextmanager

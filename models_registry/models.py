@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 name_validator = RegexValidator(
@@ -60,6 +61,9 @@ class RegisteredModel(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Names are one namespace whatever their case ("credit-risk" and "Credit-Risk" are the same model to a
+        # person); the database holds it, so two requests at once cannot both pass a check made before inserting.
+        constraints = [models.UniqueConstraint(Lower("name"), name="model_name_unique_ignoring_case")]
 
     def __str__(self) -> str:
         return self.name

@@ -141,3 +141,16 @@ def write(tmp: Path, name: str, data: bytes) -> Path:
     path = tmp / name
     path.write_bytes(data)
     return path
+
+
+def with_extra_file(archive: bytes, name: str, content: bytes) -> bytes:
+    """The same TorchScript archive with one more `extra/` member (what torch.jit.save's _extra_files writes):
+    new bytes, hence a new SHA-256, for the same model."""
+    src = zipfile.ZipFile(io.BytesIO(archive))
+    root = src.namelist()[0].split("/")[0]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info.filename))
+        dst.writestr(f"{root}/extra/{name}", content)
+    return out.getvalue()

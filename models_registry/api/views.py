@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
@@ -29,6 +30,8 @@ from models_registry.api.filters import ModelFilter, VersionFilter
 from models_registry.artifacts import artifact_storage, upload_errors
 from models_registry.models import Alias, ModelVersion, RegisteredModel
 from models_registry.services import RegistryError
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -151,6 +154,7 @@ class VersionListCreateView(generics.ListAPIView):
             201: s.VersionDetailOut,
             409: OpenApiResponse(ErrorOut, description="the version string is taken"),
             413: OpenApiResponse(ErrorOut, description="a file is over the size limit"),
+            503: OpenApiResponse(ErrorOut, description="the artifact store cannot take the file; nothing was kept"),
             **ERRORS,
         },
     )
@@ -206,15 +210,30 @@ class VersionArtifactView(APIView):
 
     @extend_schema(
         summary="Download the TorchScript archive",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            410: OpenApiResponse(ErrorOut, description="the artifact file is missing from storage"),
+            503: OpenApiResponse(ErrorOut, description="the artifact store cannot be read"),
+            **ERRORS,
+        },
     )
     def get(self, request: Request, name: str, version: str) -> FileResponse:
         mv = _version_or_404(name, version)
         storage = artifact_storage()
-        if not storage.exists(mv.artifact):
-            raise ApiError("The artifact file is missing from storage.", code="artifact_missing", status_code=410)
+        try:
+            if not storage.exists(mv.artifact):
+                raise ApiError("The artifact file is missing from storage.", code="artifact_missing", status_code=410)
+            stream = storage.open(mv.artifact, "rb")
+        except OSError as exc:
+            logger.error("could not read %s from the artifact store", mv.artifact, exc_info=exc)
+            raise ApiError(
+                f"The artifact store cannot be read ({exc.strerror or type(exc).__name__}); try again later, or ask "
+                "an operator to check the artifact store (FORGE_STORAGE).",
+                code="storage_unavailable",
+                status_code=503,
+            ) from exc
         response = FileResponse(
-            storage.open(mv.artifact, "rb"),
+            stream,
             as_attachment=True,
             filename=f"{mv.model.name}-{mv.version}.pt",
             content_type="application/octet-stream",

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from forge_site.audit import audit_record
@@ -19,7 +19,13 @@ from forge_site.jobs import job_create
 from forge_site.models import Job
 from forge_site.parsers import surrogate_in
 from models_registry.archive import ArchiveRejected, check_torchscript_archive
-from models_registry.artifacts import StoredFile, artifact_discard, artifact_store
+from models_registry.artifacts import (
+    ArtifactStoreError,
+    StoredFile,
+    artifact_claim,
+    artifact_discard,
+    artifact_store,
+)
 from models_registry.input_spec import InputSpecError, normalize_input_spec
 from models_registry.models import (
     Alias,
@@ -99,8 +105,8 @@ def model_create(
     if risk_tier not in RiskTier.values:
         raise RegistryError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", field="risk_tier")
     tag_names = _clean_tags(tags)
-    if RegisteredModel.objects.filter(name__iexact=name).exists():
-        raise RegistryError(f"A model named {name!r} already exists.", field="name", code="duplicate", status=409)
+    if (taken := _name_taken(name)) is not None:
+        raise taken
     try:
         with transaction.atomic():
             model = RegisteredModel.objects.create(
@@ -109,10 +115,22 @@ def model_create(
             model.tags.set(_tag_objects(tag_names))
             audit_record(actor=owner, action="model.create", obj=model, after=_model_snapshot(model))
     except IntegrityError as exc:
-        raise RegistryError(
+        # Another request created the same name (in any case) at the same moment: the unique index on the lowered
+        # name refused this one.
+        raise _name_taken(name) or RegistryError(
             f"A model named {name!r} already exists.", field="name", code="duplicate", status=409
         ) from exc
     return model
+
+
+def _name_taken(name: str) -> RegistryError | None:
+    existing = RegisteredModel.objects.filter(name__iexact=name).values_list("name", flat=True).first()
+    if existing is None:
+        return None
+    same = " (names are compared without regard to case)" if existing != name else ""
+    return RegistryError(
+        f"A model named {existing!r} already exists{same}.", field="name", code="duplicate", status=409
+    )
 
 
 @transaction.atomic
@@ -230,6 +248,8 @@ def version_create(
         if sample_file:
             stored.append(sample_file)
         with transaction.atomic():
+            for item in stored:  # holds each file's lock until this row commits: no clean-up can remove it now
+                artifact_claim(item)
             mv = ModelVersion.objects.create(
                 model=model,
                 version=version,
@@ -274,16 +294,29 @@ def version_create(
             )
             version_inspect(version=mv, actor=created_by)
     except IntegrityError as exc:
-        for item in stored:
-            artifact_discard(item)
+        _discard_unreferenced(stored)
         raise RegistryError(
             f"{model.name} already has a version {version!r}.", field="version", code="duplicate", status=409
         ) from exc
+    except ArtifactStoreError as exc:
+        _discard_unreferenced(stored)
+        raise RegistryError(str(exc), code="storage_unavailable", status=503) from exc
     except BaseException:
-        for item in stored:
-            artifact_discard(item)
+        _discard_unreferenced(stored)
         raise
     return mv
+
+
+def artifact_referenced(name: str) -> bool:
+    """Whether any version references a stored file (its artifact, ONNX companion or sample inputs)."""
+    return ModelVersion.objects.filter(Q(artifact=name) | Q(onnx=name) | Q(sample_inputs=name)).exists()
+
+
+def _discard_unreferenced(stored: list[StoredFile]) -> None:
+    """A failed upload's clean-up: remove what it stored unless a version references it (the race's winner, or an
+    earlier version with the same bytes); see models_registry.artifacts."""
+    for item in stored:
+        artifact_discard(item, referenced=artifact_referenced)
 
 
 def version_inspect(*, version: ModelVersion, actor: Any) -> Job:

@@ -6,17 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -25,6 +22,7 @@ from forge_site import jobs
 from forge_site.celery import app
 from forge_site.jobs import JobContext, JobError, JobKeyReused, job_cancel, job_create, job_run, jobs_reap_stale
 from forge_site.models import AuditEvent, Job, JobStatus
+from tests.concurrency import at_once
 from tests.conftest import BASE_DIR, _worker_database_url, wait_for
 from tests.forge_site.slow_tasks import SLOW_TASK
 
@@ -44,28 +42,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any] | None, s
 
     monkeypatch.setattr(app, "send_task", send_task)
     return calls
-
-
-def at_once(action: Callable[[], Any], count: int = 4) -> list[BaseException]:
-    """Run `action` on `count` threads released together; what they raised (an assertion in a thread is lost)."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            action()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return errors
 
 
 def _actions() -> list[str]:

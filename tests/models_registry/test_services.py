@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from forge_site.models import AuditEvent, Job
@@ -67,7 +68,15 @@ def test_model_create_refuses_a_name_that_differs_only_in_case(model, engineer) 
     with pytest.raises(RegistryError, match="already exists") as info:
         model_create(name="Credit-Risk", owner=engineer)
     assert (info.value.status, info.value.field, info.value.code) == (409, "name", "duplicate")
+    assert "'credit-risk' already exists (names are compared without regard to case)" in info.value.message
     assert RegisteredModel.objects.count() == 1
+
+
+def test_the_database_itself_refuses_a_model_name_that_differs_only_in_case(model) -> None:
+    """What holds when two requests pass the service's check at the same moment (raced in test_races.py)."""
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RegisteredModel.objects.create(name="CREDIT-RISK")
+    assert list(RegisteredModel.objects.values_list("name", flat=True)) == ["credit-risk"]
 
 
 def test_model_update_records_before_and_after_only_when_something_changed(model, engineer) -> None:
