@@ -167,3 +167,15 @@ def test_the_torch_kernels_agree_with_numpy_on_cuda(shifted_pair: tuple[np.ndarr
         assert torch_kernels.wasserstein(ref_t[column], cur_t[column]) == pytest.approx(
             numeric.wasserstein(ref, cur), rel=1e-9
         )
+
+
+def test_the_drift_package_imports_neither_django_nor_celery() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, governance.drift, governance.drift.fairness, governance.drift.torch_kernels; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'forge_site')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
