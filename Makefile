@@ -19,7 +19,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py forge_demo
 	@echo
-	@$(PY) manage.py forge_demo --print-logins
+	@$(PY) manage.py forge_demo --print-logins --port $(FORGE_WEB_PORT)
 	@echo
 	@echo "Forge is starting on http://127.0.0.1:$(FORGE_WEB_PORT)  (Ctrl-C stops everything)"
 	exec .venv/bin/honcho start -f Procfile

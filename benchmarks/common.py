@@ -36,15 +36,13 @@ from models_registry.benchmark_compare import cpu_model  # noqa: E402  (torch-fr
 
 
 def bench_env(var_dir: Path, database_url: str | None = None, *, redis_url: str = DEFAULT_REDIS) -> dict[str, str]:
-    """Environment for a production-like Forge (DEBUG off) confined to `var_dir`."""
+    """Environment for a Forge like `make run` serves (embedded profile, DEBUG off) confined to `var_dir`."""
     (var_dir / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise warns when STATIC_ROOT is missing
     return {
         "FORGE_VAR_DIR": str(var_dir),
         "DATABASE_URL": database_url or f"sqlite:///{var_dir / 'forge_bench.sqlite3'}",
         "REDIS_URL": redis_url,
-        "DEBUG": "false",
         "SECRET_KEY": "forge-benchmark-key-not-secret-" + "x" * 40,
-        "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "forge_site.settings",

@@ -6,4 +6,4 @@ class ForgeSiteConfig(AppConfig):
     verbose_name = "Forge"
 
     def ready(self) -> None:
-        from forge_site import signals  # noqa: F401  (login audit receivers)
+        from forge_site import checks, signals  # noqa: F401  (system checks, login audit receivers)

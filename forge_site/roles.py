@@ -143,4 +143,6 @@ class _Can:
 
 def roles_context(request: HttpRequest) -> dict[str, Any]:
     """Templates ask `{% if can.version__upload %}` (double underscore stands for the dot)."""
-    return {"can": _Can(request.user), "forge_roles": sorted(user_roles(request.user))}
+    # An error page for a request refused before AuthenticationMiddleware ran (a bad Host header) has no user.
+    user = getattr(request, "user", None)
+    return {"can": _Can(user), "forge_roles": sorted(user_roles(user))}

@@ -52,10 +52,27 @@ def _dev_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY") or ("" if not DEBUG else _dev_secret_key())
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+# Two profiles. "embedded" (the default) is `make run`: plain HTTP on loopback, a key generated under var/.
+# "production" is a deployment behind TLS: HTTPS redirect, Secure cookies, HSTS, and nothing generated or assumed.
+PROFILES = ("embedded", "production")
+FORGE_PROFILE = os.environ.get("FORGE_PROFILE", "") or "embedded"
+if FORGE_PROFILE not in PROFILES:
+    raise ImproperlyConfigured(f"FORGE_PROFILE must be one of {', '.join(PROFILES)}, got {FORGE_PROFILE!r}")
+PRODUCTION = FORGE_PROFILE == "production"
+
+# Debug pages show URL patterns, tracebacks and settings: only a developer turns them on, and never in production.
+DEBUG = env_bool("FORGE_DEBUG", False)
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured("FORGE_DEBUG must be off with FORGE_PROFILE=production")
+
+if PRODUCTION:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set with FORGE_PROFILE=production (50+ random characters)")
+    if not os.environ.get("ALLOWED_HOSTS"):
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set with FORGE_PROFILE=production (the site's host names)")
+else:
+    SECRET_KEY = os.environ.get("SECRET_KEY") or _dev_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -146,6 +163,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing STATIC_ROOT, even when it serves from finders
 WHITENOISE_USE_FINDERS = True
 
 # Artifacts: content-addressed files. FORGE_STORAGE is a local folder, or s3://bucket/prefix with django-storages.
@@ -248,18 +266,35 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"client_error_without_traceback": {"()": "forge_site.logs.ClientErrorWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own handlers on "django" (a console one when DEBUG is on) wrote every record a second time
+        # beside the root's; everything goes through the root's handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_error_without_traceback"]},
+        "django.security.DisallowedHost": {"filters": ["client_error_without_traceback"]},
+        "django.server": {"level": "WARNING"},
+    },
 }
 
-if not DEBUG:
+# Sent by both profiles (Django's defaults, stated here so that a change is a visible decision).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # A load balancer probes over plain HTTP inside the network; a redirect would read as a failed check.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"

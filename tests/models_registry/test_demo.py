@@ -121,9 +121,9 @@ def test_the_demo_keeps_a_password_someone_changed() -> None:
     assert authenticate(username="mo", password="forge-demo-mo") is not None
 
 
-def test_the_demo_refuses_to_seed_public_passwords_when_debug_is_off(settings) -> None:
-    settings.DEBUG = False
-    with pytest.raises(CommandError, match="refusing because DEBUG is off"):
+def test_the_demo_refuses_to_seed_public_passwords_in_the_production_profile(settings) -> None:
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="refusing with FORGE_PROFILE=production"):
         call_command("forge_demo", stdout=StringIO())
     assert not User.objects.exists()
 
@@ -135,3 +135,13 @@ def test_print_logins_prints_the_table_and_writes_nothing() -> None:
     for username, password in [("erin", "forge-demo-erin"), ("mo", "forge-demo-mo"), ("olga", "forge-demo-olga")]:
         assert username in text and password in text
     assert not User.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_print_logins_names_the_port_make_run_serves(monkeypatch) -> None:
+    monkeypatch.setenv("FORGE_WEB_PORT", "8001")  # what `make run FORGE_WEB_PORT=8001` exports
+    out = StringIO()
+    call_command("forge_demo", "--print-logins", stdout=out)
+    assert "http://127.0.0.1:8001/accounts/login/" in out.getvalue()
+    out = StringIO()
+    call_command("forge_demo", "--print-logins", "--port", "8123", stdout=out)
+    assert "http://127.0.0.1:8123/accounts/login/" in out.getvalue()

@@ -7,6 +7,7 @@ the demo needs neither Redis nor a worker.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,19 +239,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--print-logins", action="store_true", help="only print the demo logins")
         parser.add_argument(
-            "--allow-without-debug",
+            "--port",
+            type=int,
+            default=int(os.environ.get("FORGE_WEB_PORT") or 8000),
+            help="the web port the printed login URL names (default: $FORGE_WEB_PORT, else 8000)",
+        )
+        parser.add_argument(
+            "--allow-in-production",
+            "--allow-without-debug",  # its name before the profiles; kept so existing scripts keep working
+            dest="allow_in_production",
             action="store_true",
-            help="seed even though DEBUG is off (the demo passwords are public: never on a real deployment)",
+            help="seed even with FORGE_PROFILE=production (the demo passwords are public: never on a real deployment)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["print_logins"]:
-            self.print_logins()
+            self.print_logins(port=options["port"])
             return
-        if not settings.DEBUG and not options["allow_without_debug"]:
+        # The guard keys off the deployment profile, not DEBUG: `make run` serves with DEBUG off and seeds the demo.
+        if settings.PRODUCTION and not options["allow_in_production"]:
             raise CommandError(
-                "forge_demo creates users whose passwords are published; refusing because DEBUG is off. "
-                "Pass --allow-without-debug for a throw-away installation."
+                "forge_demo creates users whose passwords are published; refusing with FORGE_PROFILE=production. "
+                "Pass --allow-in-production for a throw-away installation."
             )
         users = self.seed_users()
         failures: list[str] = []
@@ -260,8 +270,8 @@ class Command(BaseCommand):
             raise CommandError("Some demo versions were not inspected as ready:\n  " + "\n  ".join(failures))
         self.stdout.write(self.style.SUCCESS("demo ready"))
 
-    def print_logins(self) -> None:
-        self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
+    def print_logins(self, *, port: int = 8000) -> None:
+        self.stdout.write(f"Demo logins (http://127.0.0.1:{port}/accounts/login/):")
         self.stdout.write(f"  {'role':<9} {'username':<9} {'password':<18} what for")
         for login in LOGINS:
             role = login.role.value if login.role else "staff"
