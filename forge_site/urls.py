@@ -1,8 +1,9 @@
 """URL map. Every view declares the action it needs (forge_site.roles); tests walk this map as every role."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from forge_site import health, views
 from forge_site.roles import require_action
@@ -19,7 +20,11 @@ urlpatterns = [
     path("api/schema/", require_action("site.public")(SpectacularAPIView.as_view()), name="api-schema"),
     path(
         "api/docs/",
-        require_action("site.public")(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        # The split view loads its start-up script from `?script` instead of inline; Swagger UI's stylesheet
+        # draws its icons from data: URIs, allowed here only.
+        csp_update({"img-src": ["data:"]})(
+            require_action("site.public")(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))
+        ),
         name="api-docs",
     ),
     path("admin/", admin.site.urls),
