@@ -90,14 +90,14 @@ def test_the_list_filters_by_status_and_kind(client: Client, engineer: User, run
 def test_the_list_polls_fast_while_a_job_runs_and_slowly_when_all_are_done(client: Client, engineer, running):
     client.force_login(engineer)
     html = client.get(reverse("jobs:list")).content.decode()
-    assert 'hx-trigger="every 1s"' in html and "width: 45%" in html
+    assert 'hx-trigger="every 1s"' in html and "bar-fill pct-45" in html
     partial = client.get(reverse("jobs:list"), HTTP_HX_REQUEST="true")
     body = partial.content.decode()
     assert "<html" not in body and 'id="job-table"' in body and 'data-live="true"' in body
     assert "HX-Request" in partial["Vary"]
     Job.objects.filter(pk=running.pk).update(status=JobStatus.SUCCEEDED, progress=100)
     body = client.get(reverse("jobs:list"), HTTP_HX_REQUEST="true").content.decode()
-    assert 'data-live="false"' in body and "every 10s" in body and "width: 100%" in body
+    assert 'data-live="false"' in body and "every 10s" in body and "bar-fill pct-100" in body
 
 
 def test_the_partial_keeps_the_filters_and_page_when_it_polls(client: Client, engineer, running):
