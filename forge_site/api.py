@@ -1,10 +1,13 @@
-"""API error shape: every 4xx is `{"error": {"code", "message", "field"}}`."""
+"""API error shape: every error is `{"error": {"code", "message", "field"}}`."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -37,7 +40,31 @@ def _first_error(detail: Any, field: str | None = None) -> tuple[str, str, str |
     return str(code), str(detail), field
 
 
+def body_too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return (
+        f"The request body is over {limit / 1024**2:g} MiB ({limit:,} bytes, DATA_UPLOAD_MAX_MEMORY_SIZE), the most "
+        "the API reads outside a file upload; send less in one request."
+    )
+
+
+def _refused_request(exc: SuspiciousOperation) -> ApiError:
+    """What Django refuses while reading a request body: a body over its size limit (413), too many fields or files,
+    or another request it will not read (400). Django would answer these with an HTML page."""
+    if isinstance(exc, RequestDataTooBig):
+        return ApiError(
+            body_too_large_message(), code="too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return ApiError(str(exc), code="too_many_fields")
+    # Django logs what it refuses on this logger when it answers itself; keep that trail.
+    logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
+    return ApiError("The request was refused as malformed.", code="bad_request")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, SuspiciousOperation):
+        exc = _refused_request(exc)
     if isinstance(exc, ApiError):
         return Response(error_body(exc.code, str(exc.detail), exc.field), status=exc.status_code)
     if isinstance(exc, Http404):

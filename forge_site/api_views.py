@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from forge_site.api import ApiError
+from forge_site.api_inputs import StrictCharField, StrictIntegerField, StrictSerializer
 from forge_site.filters import CachedFormFilterSet, FilterBackend
 from forge_site.jobs import job_cancel
 from forge_site.models import ApiToken, Job, JobStatus
@@ -170,9 +171,9 @@ class TokenCreatedOut(TokenOut):
     token = serializers.CharField(help_text="the plain token: shown once, send it as `Authorization: Bearer <token>`")
 
 
-class TokenCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=100, help_text="what the token is for, e.g. 'ci-upload'")
-    days = serializers.IntegerField(
+class TokenCreateInput(StrictSerializer):
+    name = StrictCharField(max_length=100, trim_whitespace=False, help_text="what the token is for, e.g. 'ci-upload'")
+    days = StrictIntegerField(
         min_value=1, max_value=365, required=False, help_text="lifetime; FORGE_TOKEN_DEFAULT_DAYS when left out"
     )
 

@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "forge_site.middleware.RequestIdMiddleware",
+    "forge_site.api_middleware.ApiErrorShapeMiddleware",  # inside the request id, outside everything that can fail
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -243,11 +244,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "forge_site.api.exception_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "forge_site.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the schema promises JSON bodies, and a form-encoded one would be read by other rules (every value a
+    # string). The version upload names its own parser (multipart).
+    "DEFAULT_PARSER_CLASSES": ["forge_site.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "forge_site.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -4,76 +4,18 @@ cross-checks (which version, which device) belong to the services."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.exceptions import ErrorDetail
 
+from forge_site.api_inputs import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from models_registry.services import EVAL_DTYPES
-
-
-def _flatten(detail: Any, prefix: str = "") -> dict[str, Any]:
-    """{"reference": {"kind": [...]}} -> {"reference.kind": [...]}; a list item's error keeps its list's name."""
-    if not isinstance(detail, Mapping):
-        return {prefix: detail}
-    flat: dict[str, Any] = {}
-    for key, value in detail.items():
-        if isinstance(key, int):
-            if isinstance(value, list):
-                value = [
-                    ErrorDetail(f"item {key + 1}: {message}", code=getattr(message, "code", None)) for message in value
-                ]
-            name = prefix
-        else:
-            name = f"{prefix}.{key}" if prefix and key != "non_field_errors" else (prefix or str(key))
-        for inner, messages in _flatten(value, name).items():
-            flat.setdefault(inner, messages)
-    return flat
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare, and names nested fields with dots ("reference.kind") in its errors."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                allowed = ", ".join(self.fields)
-                message = ErrorDetail(f"Unknown field; the fields are {allowed}.", code="unknown_field")
-                raise serializers.ValidationError({unknown[0]: [message]})
-        try:
-            return super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError(_flatten(exc.detail)) from exc
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 def _dtype_field(help_text: str) -> serializers.ChoiceField:

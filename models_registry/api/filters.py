@@ -5,14 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_filters.fields import BaseCSVField
 
 from forge_site.filters import CachedFormFilterSet
 from models_registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
 
+class SortKeysField(BaseCSVField):
+    """Comma-separated sort keys, none of them empty: `ordering=name,` or `ordering=,` named an empty key, which
+    django-filter let through to order_by("") (a FieldError, so a 500)."""
+
+    def clean(self, value: Any) -> Any:
+        if value and any(item in ("", None) for item in value):
+            choices = ", ".join(str(key) for key, _ in getattr(self, "choices", ()) if not str(key).startswith("-"))
+            raise forms.ValidationError(
+                f"An empty sort key; give one or more of {choices}, each optionally prefixed with '-', separated by "
+                "commas.",
+                code="invalid_choice",
+            )
+        return super().clean(value)
+
+
 class StableOrderingFilter(django_filters.OrderingFilter):
     """Ordering with the primary key as the tie-breaker, so pages never repeat or skip rows."""
+
+    base_field_class = SortKeysField
 
     def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
         if value in ([], (), {}, "", None):

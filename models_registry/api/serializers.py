@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from models_registry.models import RiskTier
+from forge_site.api_inputs import StrictCharField, StrictChoiceField, StrictSerializer
+from models_registry.models import NAME_RE, RiskTier
+
+# NAME_RE's `$` also matches before a final newline in Python; the schema's (ECMA) reading of it does not.
+_WHOLE_NAME = re.compile(NAME_RE.removesuffix("$") + r"\Z")
+
+
+@extend_schema_field({"type": "string", "pattern": NAME_RE, "maxLength": 128})
+class NameField(StrictCharField):
+    """A model name or version string: letters, digits, '.', '_' or '-', starting with a letter or digit. Not
+    trimmed: " x" is refused as the schema's pattern says, not quietly changed into "x"."""
+
+    def __init__(self, *, max_length: int = 128, **kwargs: Any) -> None:
+        super().__init__(max_length=max_length, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not _WHOLE_NAME.match(value):
+            raise serializers.ValidationError(
+                f"Use letters, digits, '.', '_' or '-' (max {self.max_length}), starting with a letter or digit.",
+                code="invalid",
+            )
+        return value
 
 
 class TagListField(serializers.ListField):
-    """Tags as a JSON list, repeated form fields (`-F tags=a -F tags=b`) or one comma-separated value."""
+    """Tags as a JSON list of strings; in a multipart upload, repeated fields (`-F tags=a -F tags=b`), and there
+    an item may also hold several, comma-separated. A JSON string is not a list and is refused."""
 
-    child = serializers.CharField(max_length=64, allow_blank=True)
+    child = StrictCharField(max_length=64, allow_blank=True)
 
     def to_internal_value(self, data: Any) -> list[Any]:
-        if isinstance(data, str):
-            data = data.split(",")
-        elif isinstance(data, list) and all(isinstance(item, str) for item in data):
+        if isinstance(data, list) and all(isinstance(item, str) for item in data):
             data = [part for item in data for part in item.split(",")]
         return super().to_internal_value(data)
 
@@ -37,18 +59,21 @@ class TagNamesField(serializers.Field):
 # --- models ---------------------------------------------------------------------------------------------------------
 
 
-class ModelCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=128)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
-    intended_use = serializers.CharField(required=False, allow_blank=True, default="")
+class ModelCreateInput(StrictSerializer):
+    name = NameField()
+    description = StrictCharField(required=False, allow_blank=True, default="")
+    risk_tier = StrictChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
+    intended_use = StrictCharField(required=False, allow_blank=True, default="")
     tags = TagListField(required=False, default=list)
 
 
-class ModelUpdateInput(serializers.Serializer):
-    description = serializers.CharField(required=False, allow_blank=True)
-    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
-    intended_use = serializers.CharField(required=False, allow_blank=True)
+class ModelUpdateInput(StrictSerializer):
+    read_only_fields = (
+        "name", "owner", "version_count", "latest_version", "aliases", "created_at", "updated_at",
+    )  # fmt: skip
+    description = StrictCharField(required=False, allow_blank=True)
+    risk_tier = StrictChoiceField(choices=RiskTier.choices, required=False)
+    intended_use = StrictCharField(required=False, allow_blank=True)
     tags = TagListField(required=False)
 
 
@@ -107,8 +132,8 @@ def model_row_out(row: dict[str, Any]) -> dict[str, Any]:
 # --- versions -------------------------------------------------------------------------------------------------------
 
 
-class VersionCreateInput(serializers.Serializer):
-    version = serializers.CharField(max_length=64)
+class VersionCreateInput(StrictSerializer):
+    version = NameField(max_length=64)
     # Empty files pass here so the service gives the one message for them ("The artifact file is empty.").
     artifact = serializers.FileField(allow_empty_file=True, use_url=False)
     input_spec = serializers.CharField(
@@ -130,9 +155,13 @@ class VersionCreateInput(serializers.Serializer):
     metrics = serializers.JSONField(required=False, help_text="JSON object of metric name -> number")
 
 
-class VersionUpdateInput(serializers.Serializer):
-    description = serializers.CharField(required=False, allow_blank=True)
-    metrics = serializers.JSONField(required=False)
+class VersionUpdateInput(StrictSerializer):
+    read_only_fields = (
+        "model", "version", "status", "reason", "sha256", "size", "original_filename", "input_spec", "lineage",
+        "created_by", "created_at", "inspection", "onnx", "sample_inputs", "job_id", "jobs",
+    )  # fmt: skip
+    description = StrictCharField(required=False, allow_blank=True)
+    metrics = serializers.DictField(required=False, help_text="JSON object of metric name -> value (a number)")
     tags = TagListField(required=False)
 
 

@@ -256,7 +256,8 @@ class AliasListView(APIView):
 
 
 def _parse_instant(raw: str) -> datetime:
-    """An ISO 8601 instant; a bare date means midnight UTC; a naive time is UTC."""
+    """An ISO 8601 instant; a bare date means midnight UTC; a naive time is UTC. The instant must exist in UTC
+    (years 1 to 9999), since that is where the database compares it."""
     text = raw.strip().replace(" ", "+")  # an unescaped '+' in a query string arrives as a space
     try:
         parsed = parse_datetime(text)
@@ -269,7 +270,16 @@ def _parse_instant(raw: str) -> datetime:
         raise ApiError(
             f"at={raw!r} is not an ISO 8601 date or time, e.g. 2025-03-01 or 2025-03-01T12:00:00Z.", field="at"
         )
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+    instant = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is in year 0 in UTC, 9999-12-31T23:59:59-05:00 in year 10000
+        raise ApiError(
+            f"at={raw!r} falls outside the years 1 to 9999 in UTC, the instants Forge can compare.",
+            code="out_of_range",
+            field="at",
+            status_code=422,
+        ) from None
 
 
 class AliasHistoryView(APIView):
@@ -293,9 +303,8 @@ class AliasHistoryView(APIView):
                 code="not_found",
                 status_code=404,
             )
-        raw_at = request.query_params.get("at", "")
-        if raw_at:
-            at = _parse_instant(raw_at)
+        if "at" in request.query_params:
+            at = _parse_instant(request.query_params["at"])
             holder = selectors.alias_holder_at(model=model, alias=alias, at=at)
             history = [holder] if holder is not None else []
         else:

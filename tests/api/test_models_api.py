@@ -186,11 +186,11 @@ def test_it_pages_models_100_at_a_time(api_as, officer, engineer):
     assert [row["name"] for row in second["results"]] == [f"m{i:03d}" for i in range(100, 105)]
 
 
-def test_it_edits_model_metadata_but_not_its_name(engineer):
+def test_it_edits_model_metadata(engineer):
     model_create(name="credit-risk", owner=engineer, risk_tier="high", tags=["credit"])
     response = bearer_client(engineer).patch(
         "/api/v1/models/credit-risk/",
-        {"description": "v2 scoring", "risk_tier": "critical", "tags": ["credit", "eu"], "name": "renamed"},
+        {"description": "v2 scoring", "risk_tier": "critical", "tags": ["credit", "eu"]},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -200,6 +200,31 @@ def test_it_edits_model_metadata_but_not_its_name(engineer):
     assert body["tags"] == ["credit", "eu"]
     event = AuditEvent.objects.get(action="model.update")
     assert event.before["risk_tier"] == "high" and event.after["risk_tier"] == "critical"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "renamed"), ("owner", "mo"), ("created_at", "2020-01-01T00:00:00Z"), ("version_count", 9)],
+)
+def test_it_refuses_a_model_edit_that_names_a_read_only_field_and_changes_nothing(engineer, field, value):
+    # It used to answer 200 and quietly ignore the field, so a client believed the name had changed.
+    model_create(name="credit-risk", owner=engineer, description="v1")
+    client = bearer_client(engineer)
+    events = AuditEvent.objects.count()
+    response = client.patch("/api/v1/models/credit-risk/", {"description": "v2", field: value}, format="json")
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("read_only", field)
+    assert "read-only" in error["message"] and "description, risk_tier, intended_use, tags" in error["message"]
+    assert RegisteredModel.objects.get().description == "v1" and AuditEvent.objects.count() == events
+
+
+def test_it_refuses_a_field_a_model_does_not_have(engineer):
+    model_create(name="credit-risk", owner=engineer)
+    response = bearer_client(engineer).patch("/api/v1/models/credit-risk/", {"descripton": "typo"}, format="json")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("unknown_field", "descripton")
 
 
 def test_it_refuses_a_model_edit_to_an_officer(officer, engineer):

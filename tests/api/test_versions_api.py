@@ -153,7 +153,7 @@ def test_it_edits_version_metadata_but_never_the_artifact(engineer, credit):
     original = upload(client, "credit-risk", "1", mlp()).json()
     response = client.patch(
         "/api/v1/models/credit-risk/versions/1/",
-        {"description": "calibrated", "metrics": {"auc": 0.93}, "tags": ["prod"], "sha256": "0" * 64},
+        {"description": "calibrated", "metrics": {"auc": 0.93}, "tags": ["prod"]},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -166,6 +166,15 @@ def test_it_edits_version_metadata_but_never_the_artifact(engineer, credit):
     refused = client.patch("/api/v1/models/credit-risk/versions/1/", {"metrics": [1]}, format="json")
     assert refused.status_code == 400
     assert error_of(refused)["field"] == "metrics"
+
+    # A read-only field is refused by name, and nothing else in the request is applied (it used to answer 200).
+    for field, value in [("sha256", "0" * 64), ("status", "ready"), ("version", "2"), ("lineage", {})]:
+        refused = client.patch(
+            "/api/v1/models/credit-risk/versions/1/", {"description": "other", field: value}, format="json"
+        )
+        assert refused.status_code == 400, refused.content
+        assert (error_of(refused)["code"], error_of(refused)["field"]) == ("read_only", field)
+    assert client.get("/api/v1/models/credit-risk/versions/1/").json()["description"] == "calibrated"
 
 
 @pytestmark_db
