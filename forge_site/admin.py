@@ -11,9 +11,13 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from forge_site.audit import audit_record
+from forge_site.auth import AdminLoginForm
 from forge_site.jobs import job_cancel
 from forge_site.models import ApiToken, AuditEvent, Job
 from forge_site.tokens import token_revoke
+
+# The admin's sign-in says when a lockout refused it (the lock itself is enforced by the authentication backend).
+admin.site.login_form = AdminLoginForm
 
 
 def _snapshot(obj: models.Model) -> dict[str, Any]:

@@ -83,5 +83,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or code
         message, field = str(detail), None
+        refusal = getattr(context.get("request"), "_forge_refusal", None)
+        if isinstance(exc, exceptions.Throttled) and refusal is not None:
+            message = refusal.message  # names the limit that was reached (forge_site.throttles)
     response.data = error_body(str(code), message, field)
     return response

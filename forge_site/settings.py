@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -41,6 +42,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int] | None:
+    """A rate limit such as `3000/min` as (requests, seconds); `off` turns the limit off."""
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw == "off":
+        return None
+    count, _, period = raw.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _PERIODS:
+        raise ImproperlyConfigured(f"{name} must be a rate like 3000/min (per s, min, hour or day) or off, got {raw!r}")
+    return int(count), _PERIODS[period]
 
 
 def _dev_secret_key() -> str:
@@ -234,6 +249,36 @@ FORGE_JOB_MAX_ATTEMPTS = env_int("FORGE_JOB_MAX_ATTEMPTS", 3)
 
 FORGE_TOKEN_DEFAULT_DAYS = env_int("FORGE_TOKEN_DEFAULT_DAYS", 90)
 
+# Rate limits (forge_site.throttles; the numbers and why in docs/operations.md). Counters live in the `throttle`
+# cache: Redis, shared by every web process (LocMemCache would count per process), in its own database number so
+# that it never mixes with the broker's queues; unreachable, it lets requests through and logs it.
+FORGE_CACHE_URL = os.environ.get("FORGE_CACHE_URL") or urlsplit(REDIS_URL)._replace(path="/1").geturl()
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": FORGE_CACHE_URL,
+        "KEY_PREFIX": "forge",
+        # Loopback Redis refuses at once when it is down; a remote one that stops answering must not hold a request.
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    },
+}
+FORGE_THROTTLE_RATES = {
+    "user": env_rate("FORGE_THROTTLE_USER", "3000/min"),
+    "anon": env_rate("FORGE_THROTTLE_ANON", "300/min"),
+    "machine": env_rate("FORGE_THROTTLE_MACHINE", "6000/s"),
+}
+# Proxies in front of the web processes that append the client's address to X-Forwarded-For (0: use REMOTE_ADDR).
+FORGE_TRUSTED_PROXIES = env_int("FORGE_TRUSTED_PROXIES", 0)
+# Login lockout: this many failed sign-ins for one username, or from one address, within the window lock that
+# username or address out for FORGE_LOGIN_LOCKOUT_S, correct password or not.
+FORGE_LOGIN_MAX_FAILURES_PER_USER = env_int("FORGE_LOGIN_MAX_FAILURES_PER_USER", 5)
+FORGE_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("FORGE_LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
+FORGE_LOGIN_FAILURE_WINDOW_S = env_int("FORGE_LOGIN_FAILURE_WINDOW_S", 900)
+FORGE_LOGIN_LOCKOUT_S = env_int("FORGE_LOGIN_LOCKOUT_S", 900)
+# Failed API-token authentications from one address within the window, before further failures answer 429.
+FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int("FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS", 100)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "forge_site.tokens.BearerTokenAuthentication",
@@ -252,6 +297,12 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "forge_site.throttles.UserThrottle",
+        "forge_site.throttles.AnonThrottle",
+        "forge_site.throttles.MachineThrottle",
+    ],
+    "NUM_PROXIES": FORGE_TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Forge API",

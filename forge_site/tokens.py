@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -19,10 +20,14 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from forge_site import throttles
 from forge_site.audit import audit_record
 from forge_site.compiled import CompiledQuery
 from forge_site.models import ApiToken
 from forge_site.roles import remember_roles
+from forge_site.throttles import client_address, counters
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "forge"
 
@@ -116,6 +121,28 @@ def token_authenticate(plain: str) -> ApiToken:
     return token
 
 
+def token_failure_record(request: Request) -> None:
+    """Count a failed token authentication per client address. Past FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS in the
+    login failure window, further failures from that address answer 429 with Retry-After instead of 401, and the
+    address is logged once: a client stuck on a revoked token, or someone trying tokens, shows up in the log.
+    Correct tokens from the address are never refused (a shared address must not lock everyone out); tokens are
+    256-bit random, so this is about noise, not guessing."""
+    address = client_address(request)
+    window = settings.FORGE_LOGIN_FAILURE_WINDOW_S
+    moment = throttles.now()
+    slot = int(moment // window)
+    failures = counters.incr(f"token:failures:{address}:{slot}", ttl=window + 1)
+    limit = settings.FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS
+    if failures is None or failures <= limit:
+        return
+    if failures == limit + 1:
+        logger.warning("%d failed token authentications from %s in %d s", failures, address, window)
+    raise exceptions.Throttled(
+        wait=(slot + 1) * window - moment,
+        detail=f"Too many failed token authentications from your address ({limit} in {window // 60} minutes).",
+    )
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
@@ -127,9 +154,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
         try:
             plain = header[1].decode()
+            token = token_authenticate(plain)
         except UnicodeDecodeError as exc:
+            token_failure_record(request)
             raise exceptions.AuthenticationFailed("Token contains invalid characters.") from exc
-        token = token_authenticate(plain)
+        except exceptions.AuthenticationFailed:
+            token_failure_record(request)
+            raise
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,6 +26,19 @@ PASSWORD = "forge-test-pass-1"
 def _fast_password_hashing(settings: object) -> None:
     # PBKDF2 at full strength costs ~0.5 s per user; no test here is about hashing strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_state() -> None:
+    """Rate-limit counters and login locks live in Redis (the `throttle` cache), across tests and test runs: each
+    test starts with none. Without Redis there is nothing to clear (and the limits fail open)."""
+    from django.core.cache import caches
+
+    from forge_site.throttles import counters
+
+    counters.reset()
+    with contextlib.suppress(Exception):
+        caches["throttle"].clear()
 
 
 def make_user(username: str, role: Role | None) -> User:
