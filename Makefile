@@ -22,7 +22,7 @@ run: install
 	@$(PY) manage.py forge_demo --print-logins --port $(FORGE_WEB_PORT)
 	@echo
 	@echo "Forge is starting on http://127.0.0.1:$(FORGE_WEB_PORT)  (Ctrl-C stops everything)"
-	exec .venv/bin/honcho start -f Procfile
+	exec $(PY) scripts/supervise.py
 
 lint:
 	.venv/bin/ruff check .
