@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import traceback
 from collections.abc import Callable
@@ -15,12 +16,20 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from forge_site.audit import audit_record
+from forge_site.broker import job_ids_with_messages
 from forge_site.models import Job, JobStatus
+from forge_site.processes import process_gone, process_identity
 
 logger = logging.getLogger(__name__)
+
+# Sent inside the transaction that ends a job without its task's hooks having run: a cancel, or the reaper (or a
+# redelivery) failing a job whose worker was lost. Arguments: job (the updated row), actor (who cancelled, or None).
+# The app that owns the job's subject settles the subject (a cancelled inspection rejects its version).
+job_ended = Signal()
 
 
 class JobError(Exception):
@@ -160,24 +169,17 @@ def job_run(
     on_success: FinishHook | None = None,
     on_failure: FinishHook | None = None,
 ) -> Job | None:
-    """Claim the job, run `work`, record the outcome. Returns None when another worker already has it."""
-    now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        worker_host=socket.gethostname()[:255],
-        attempts=models.F("attempts") + 1,
-        progress=0,
-        message="started",
-        error="",
-    )
-    if claimed != 1:
+    """Claim the job, run `work`, record the outcome. Returns None when another worker already has it.
+
+    A message delivered again (Celery re-sends the message of a task whose pool process was killed) finds its job
+    `running`: if the process recorded as running it is certainly gone, the job is taken back at once instead of
+    waiting for the reaper; if that process is alive, or cannot be checked from here, the delivery is skipped."""
+    if not _claim(job_id) and not _take_back(job_id):
         logger.info("job %s was not queued (already claimed or finished); skipping", job_id)
         return None
     job = Job.objects.get(pk=job_id)
     with transaction.atomic():
-        audit_record(actor=None, action="job.start", obj=job, after={"worker": job.worker_host})
+        audit_record(actor=None, action="job.start", obj=job, after={"worker": job.worker_host, "pid": job.worker_pid})
     context = JobContext(job)
     try:
         result = work(context)
@@ -195,6 +197,63 @@ def job_run(
         logger.error("job %s crashed:\n%s", job.pk, traceback.format_exc())
         return _finish(job, JobStatus.FAILED, error=f"Internal error: {type(exc).__name__}: {exc}", hook=on_failure)
     return _finish(job, JobStatus.SUCCEEDED, result=result, hook=on_success)
+
+
+def _claim(job_id: str) -> bool:
+    now = timezone.now()
+    return (
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker_host=socket.gethostname()[:255],
+            worker_pid=os.getpid(),
+            worker_process=process_identity()[:200],
+            attempts=models.F("attempts") + 1,
+            progress=0,
+            message="started",
+            error="",
+        )
+        == 1
+    )
+
+
+def _take_back(job_id: str) -> bool:
+    """Claim a running job whose recorded process is certainly gone (see job_run); False otherwise."""
+    held = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
+    if held is None or process_gone(held.worker_process) is not True:
+        return False
+    # This delivery holds the job's message, so it runs the job itself rather than sending another message.
+    return _recover_lost(held, resend=False) == JobStatus.QUEUED and _claim(job_id)
+
+
+def _recover_lost(job: Job, *, now: Any = None, resend: bool = True) -> str | None:
+    """Take back a running job whose worker is gone: queued again (its message re-sent on commit unless the caller
+    claims it itself), or failed after its last attempt. Only while the row is still the attempt judged lost.
+    Returns the new status, or None when the row had moved on (recovered elsewhere, or finished)."""
+    now = now or timezone.now()
+    who = f"{job.worker_host or 'an unknown host'}" + (f" (pid {job.worker_pid})" if job.worker_pid else "")
+    lost = Job.objects.filter(
+        pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, worker_process=job.worker_process
+    )
+    with transaction.atomic():
+        if job.attempts >= settings.FORGE_JOB_MAX_ATTEMPTS:
+            message = (
+                f"The worker on {who} stopped responding "
+                f"(last heartbeat {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC) after {job.attempts} attempts."
+            )
+            if not lost.update(status=JobStatus.FAILED, error=message, finished_at=now, message="worker lost"):
+                return None
+            job.refresh_from_db()
+            audit_record(actor=None, action="job.reap", obj=job, after={"status": "failed", "error": message})
+            job_ended.send(sender=Job, job=job, actor=None)
+            return JobStatus.FAILED
+        if not lost.update(status=JobStatus.QUEUED, message="re-queued: worker lost", enqueued_at=None):
+            return None
+        audit_record(actor=None, action="job.reap", obj=job, after={"status": "queued", "worker": who})
+        if resend:
+            transaction.on_commit(partial(job_enqueue, job_id=job.pk))
+    return JobStatus.QUEUED
 
 
 def _finish(job: Job, status: str, *, result: Any = None, error: str = "", hook: FinishHook | None = None) -> Job:
@@ -227,42 +286,49 @@ def job_cancel(*, job: Job, actor: Any) -> Job:
         updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled"
         )
+        job.refresh_from_db()
         if updated:
             audit_record(actor=actor, action="job.cancel", obj=job, after={"status": JobStatus.CANCELLED})
-    job.refresh_from_db()
+            job_ended.send(sender=Job, job=job, actor=actor)
     return job
 
 
 def jobs_reap_stale(*, now: Any = None) -> dict[str, int]:
-    """Re-queue or fail running jobs whose worker stopped beating; re-send queued jobs whose message was lost."""
+    """Re-queue or fail running jobs whose worker stopped beating; re-send queued jobs whose message was lost.
+
+    A queued job is re-sent only when its message is really gone: it has waited longer than
+    FORGE_JOB_QUEUED_STALE_S since it was last sent, and the broker holds no message for it (neither waiting in
+    its queue nor delivered to a worker recently). A backlog that merely waits is left alone, so the queue cannot
+    grow by re-sends. Where the broker cannot be read, each such job is re-sent at most once per stale period."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.FORGE_JOB_HEARTBEAT_STALE_S)
     requeued = failed = resent = 0
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
-        with transaction.atomic():
-            if job.attempts >= settings.FORGE_JOB_MAX_ATTEMPTS:
-                message = (
-                    f"The worker on {job.worker_host or 'an unknown host'} stopped responding "
-                    f"(last heartbeat {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC) after {job.attempts} attempts."
-                )
-                if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-                    status=JobStatus.FAILED, error=message, finished_at=now, message="worker lost"
-                ):
-                    failed += 1
-                    audit_record(actor=None, action="job.reap", obj=job, after={"status": "failed", "error": message})
-            elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-                status=JobStatus.QUEUED, message="re-queued: worker lost", enqueued_at=None
-            ):
-                requeued += 1
-                audit_record(actor=None, action="job.reap", obj=job, after={"status": "queued"})
-                transaction.on_commit(partial(job_enqueue, job_id=job.pk))
+        outcome = _recover_lost(job, now=now)
+        requeued += outcome == JobStatus.QUEUED
+        failed += outcome == JobStatus.FAILED
     queued_before = now - timedelta(seconds=settings.FORGE_JOB_QUEUED_STALE_S)
-    lost = Job.objects.filter(status=JobStatus.QUEUED).filter(
-        models.Q(enqueued_at__lt=queued_before) | models.Q(enqueued_at__isnull=True, created_at__lt=queued_before)
+    lost = list(
+        Job.objects.filter(status=JobStatus.QUEUED)
+        .filter(
+            models.Q(enqueued_at__lt=queued_before) | models.Q(enqueued_at__isnull=True, created_at__lt=queued_before)
+        )
+        .values_list("pk", "queue")
     )
-    for pk in lost.values_list("pk", flat=True):
+    in_broker = (
+        job_ids_with_messages({queue for _, queue in lost}, delivered_within_s=settings.FORGE_JOB_QUEUED_STALE_S)
+        if lost
+        else set()
+    )
+    waiting = 0
+    for pk, _queue in lost:
+        if in_broker is not None and str(pk) in in_broker:
+            waiting += 1
+            continue
         job_enqueue(job_id=pk)
         resent += 1
+    if waiting:
+        logger.info("%d queued jobs have waited past the stale period; their messages are in the broker", waiting)
     return {"requeued": requeued, "failed": failed, "resent": resent}
 
 

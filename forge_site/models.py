@@ -73,6 +73,13 @@ class Job(models.Model):
     message = models.CharField(max_length=255, blank=True)
     device = models.CharField(max_length=64, blank=True)
     worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True, help_text="the pid of the process running it")
+    worker_process = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="host, boot id, pid namespace, pid and start time of that process (forge_site.processes), so a "
+        "redelivered message can tell for certain that it is gone",
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

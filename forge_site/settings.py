@@ -243,9 +243,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "forge_site.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "default"}},
 }
+FORGE_JOB_HEARTBEAT_S = env_int("FORGE_JOB_HEARTBEAT_S", 30)  # a running job writes its heartbeat this often
 FORGE_JOB_HEARTBEAT_STALE_S = env_int("FORGE_JOB_HEARTBEAT_STALE_S", 900)
 FORGE_JOB_QUEUED_STALE_S = env_int("FORGE_JOB_QUEUED_STALE_S", 600)
 FORGE_JOB_MAX_ATTEMPTS = env_int("FORGE_JOB_MAX_ATTEMPTS", 3)
+if FORGE_JOB_HEARTBEAT_S < 1 or FORGE_JOB_QUEUED_STALE_S < 1 or FORGE_JOB_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured(
+        "FORGE_JOB_HEARTBEAT_S, FORGE_JOB_QUEUED_STALE_S and FORGE_JOB_MAX_ATTEMPTS must be at least 1"
+    )
+if FORGE_JOB_HEARTBEAT_STALE_S < 2 * FORGE_JOB_HEARTBEAT_S:
+    # The reaper takes a job whose heartbeat is older than the stale setting for one whose worker died. Beats come
+    # every FORGE_JOB_HEARTBEAT_S, a little later when a batch is long; a stale setting under two intervals would
+    # re-queue jobs that are running well, and run them twice.
+    raise ImproperlyConfigured(
+        f"FORGE_JOB_HEARTBEAT_STALE_S ({FORGE_JOB_HEARTBEAT_STALE_S} s) must be at least twice "
+        f"FORGE_JOB_HEARTBEAT_S ({FORGE_JOB_HEARTBEAT_S} s): a running job writes its heartbeat every "
+        "FORGE_JOB_HEARTBEAT_S, and a job whose heartbeat is older than the stale setting is taken for lost."
+    )
 
 FORGE_TOKEN_DEFAULT_DAYS = env_int("FORGE_TOKEN_DEFAULT_DAYS", 90)
 

@@ -18,7 +18,6 @@ from models_registry.executor import Sandbox, SandboxCancelled, SandboxError, Sa
 from models_registry.models import ModelVersion
 
 PROGRESS_WRITE_S = 0.5  # at most two progress writes a second, each of which also notices a cancellation
-HEARTBEAT_S = 30.0
 
 _sandbox: Sandbox | None = None
 
@@ -47,7 +46,7 @@ class _Relay:
         now = time.monotonic()
         try:
             if event is None:
-                if now - self.written >= HEARTBEAT_S:
+                if now - self.written >= settings.FORGE_JOB_HEARTBEAT_S:
                     self.written = now
                     self.ctx.progress(self.percent, self.message)
                 elif now - self.checked >= 1.0:

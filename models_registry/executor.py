@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models_registry.process_death import OomCounters, describe_death
+
 logger = logging.getLogger(__name__)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +76,7 @@ class Sandbox:
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self._buffer = b""
+        self._oom_before = OomCounters.read()
 
     @property
     def alive(self) -> bool:
@@ -119,6 +122,7 @@ class Sandbox:
     def run(self, request: dict[str, Any], *, timeout_s: float, on_event: EventHook | None = None) -> dict[str, Any]:
         """Send one request and wait for its answer, its cancellation, or its deadline."""
         deadline = time.monotonic() + timeout_s
+        self._oom_before = OomCounters.read()
         try:
             self.start()
             self._send(request)
@@ -201,7 +205,12 @@ class Sandbox:
         code = self.proc.wait() if self.proc is not None else None
         self.kill()
         if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            hint = " (SIGKILL usually means the machine ran out of memory)" if name == "SIGKILL" else ""
-            return f"The job sandbox was killed by {name}{hint}."
+            return describe_death(
+                "The job sandbox",
+                code,
+                before=self._oom_before,
+                after=OomCounters.read(),
+                memory_limit=self.memory_bytes,
+                limit_setting="FORGE_SANDBOX_MEMORY_BYTES",
+            )
         return f"The job sandbox exited unexpectedly (exit status {code}); see the worker log."

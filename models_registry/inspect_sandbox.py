@@ -178,6 +178,24 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# What an allocation refused by RLIMIT_AS looks like: torch's allocator, numpy, and the loader mapping torch's own
+# libraries when the limit is below what importing torch needs.
+OUT_OF_MEMORY_MARKERS = (
+    "can't allocate memory",
+    "not enough memory",
+    "Cannot allocate memory",
+    "failed to map segment",
+)
+
+
+def _over_memory_limit() -> str:
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    size = f" ({limit / 1024**3:.1f} GiB, FORGE_INSPECT_MEMORY_BYTES)" if limit != resource.RLIM_INFINITY else ""
+    return f"The model needs more memory than the sandbox's limit{size} allows: an allocation failed."
+
+
 def main() -> int:
     request = json.loads(sys.stdin.read())
     try:
@@ -185,11 +203,11 @@ def main() -> int:
     except (ArchiveRejected, Rejected) as exc:
         answer = {"ok": False, "reason": str(exc)}
     except MemoryError:
-        answer = {"ok": False, "reason": "The model needs more memory than the inspection limit allows."}
+        answer = {"ok": False, "reason": _over_memory_limit()}
     except Exception as exc:
         text = str(exc)
-        if "can't allocate memory" in text or "not enough memory" in text:
-            answer = {"ok": False, "reason": "The model needs more memory than the inspection limit allows."}
+        if any(marker in text for marker in OUT_OF_MEMORY_MARKERS):
+            answer = {"ok": False, "reason": _over_memory_limit()}
         else:
             answer = {
                 "ok": False,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
-from forge_site.jobs import JobContext, JobError, JobTask, job_run
+from forge_site.jobs import JobCancelled, JobContext, JobError, JobTask, job_run
 from forge_site.models import Job
 from models_registry.artifacts import artifact_local_copy
 from models_registry.evaluation import benchmark_execute, parity_execute
@@ -22,6 +23,26 @@ def inspect_version(self: Any, job_id: str) -> None:
     inspect_version_now(job_id)
 
 
+class _Tick:
+    """The inspection sandbox's tick: the job's heartbeat every FORGE_JOB_HEARTBEAT_S, and a cancel seen within a
+    second (returning False stops the sandbox)."""
+
+    def __init__(self, ctx: JobContext, message: str) -> None:
+        self.ctx = ctx
+        self.message = message
+        self.beat = time.monotonic()
+
+    def __call__(self, pid: int) -> bool:
+        if time.monotonic() - self.beat >= settings.FORGE_JOB_HEARTBEAT_S:
+            self.beat = time.monotonic()
+            try:
+                self.ctx.progress(self.ctx.job.progress, self.message)
+            except JobCancelled:
+                return False
+            return True
+        return not self.ctx.cancelled()
+
+
 def inspect_version_now(job_id: str) -> Job | None:
     """The inspection job's body: claim, inspect in the sandbox, record. The demo calls it without a worker."""
     outcome: dict[str, Any] = {}
@@ -30,22 +51,38 @@ def inspect_version_now(job_id: str) -> Job | None:
         version = ModelVersion.objects.get(pk=int(ctx.job.subject_id))
         ctx.set_device("cpu")
         ctx.progress(10, "loading the archive in a sandbox")
+        tick = _Tick(ctx, "loading the archive in a sandbox")
         with ExitStack() as files:
             samples = files.enter_context(artifact_local_copy(version.sample_inputs)) if version.sample_inputs else None
-            result = run_inspection(
-                artifact=files.enter_context(artifact_local_copy(version.artifact)),
-                size=version.size,
-                input_spec=version.input_spec,
-                sample_inputs=samples,
-                timeout_s=settings.FORGE_INSPECT_TIMEOUT_S,
-                memory_bytes=settings.FORGE_INSPECT_MEMORY_BYTES,
-                max_uncompressed=4 * settings.FORGE_MAX_ARTIFACT_BYTES,
-            )
-        outcome.update(version_id=version.pk, ok=result.ok, inspection=result.inspection, reason=result.reason)
+            request: dict[str, Any] = {
+                "artifact": files.enter_context(artifact_local_copy(version.artifact)),
+                "size": version.size,
+                "input_spec": version.input_spec,
+                "sample_inputs": samples,
+                "timeout_s": settings.FORGE_INSPECT_TIMEOUT_S,
+                "memory_bytes": settings.FORGE_INSPECT_MEMORY_BYTES,
+                "max_uncompressed": 4 * settings.FORGE_MAX_ARTIFACT_BYTES,
+            }
+            result = run_inspection(**request, on_tick=tick)
+            first_kill = ""
+            if result.killed:  # a kill from outside may not happen again (a neighbour's memory, an operator)
+                first_kill = result.reason
+                tick.message = "the sandbox was killed; inspecting once more"
+                ctx.progress(20, tick.message)
+                result = run_inspection(**request, on_tick=tick)
+        if result.cancelled:
+            raise JobCancelled("the job is no longer running")
+        reason = result.reason
+        inspection = result.inspection
+        if first_kill and result.ok and inspection is not None:
+            inspection = {**inspection, "retried_after": first_kill}
+        elif first_kill:
+            reason = f"Inspected twice. The first time: {first_kill} The second time: {result.reason}"
+        outcome.update(version_id=version.pk, ok=result.ok, inspection=inspection, reason=reason)
         ctx.progress(90, "recording the result")
         if not result.ok:
-            raise JobError(result.reason)
-        return {"status": "ready", "inspection": result.inspection}
+            raise JobError(reason)
+        return {"status": "ready", "inspection": inspection}
 
     def record(job: Job) -> None:
         if outcome:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +24,7 @@ from forge_site import jobs
 from forge_site.celery import app
 from forge_site.jobs import JobContext, JobError, JobKeyReused, job_cancel, job_create, job_run, jobs_reap_stale
 from forge_site.models import AuditEvent, Job, JobStatus
+from forge_site.processes import process_gone, process_identity
 from tests.concurrency import at_once
 from tests.conftest import BASE_DIR, _worker_database_url, wait_for
 from tests.forge_site.slow_tasks import SLOW_TASK
@@ -247,7 +250,7 @@ def test_the_reaper_requeues_a_running_job_whose_worker_died(sent, django_captur
     assert job.status == JobStatus.QUEUED and job.message == "re-queued: worker lost"
     assert sent == [("x.task", [str(job.pk)], "gpu")]
     assert job.enqueued_at is not None
-    assert AuditEvent.objects.get(action="job.reap").after == {"status": "queued"}
+    assert AuditEvent.objects.get(action="job.reap").after == {"status": "queued", "worker": "gpu-host-7"}
 
 
 @pytest.mark.django_db
@@ -354,3 +357,153 @@ def test_a_job_whose_worker_is_killed_mid_run_is_recovered_by_the_reaper() -> No
     assert done.result == {"attempt": 2, "steps": 3}
     actions = _actions()
     assert actions.count("job.start") == 2 and actions.count("job.reap") == 1 and actions.count("job.finish") == 1
+
+
+# --- a backlog is not amplified: the reaper re-sends only what the broker lost -------------------------------------
+
+
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@pytest.fixture
+def backlog_queue() -> Iterator[str]:
+    """A queue no worker consumes, on the real Redis broker; removed afterwards."""
+    queue = f"backlog-{uuid.uuid4().hex[:8]}"
+    yield queue
+    client = _redis()
+    client.delete(queue)
+    for tag, raw in client.hgetall("unacked").items():
+        if json.loads(raw)[2] == queue:  # [message, exchange, routing key]
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+
+
+def _backdate_sends(jobs: list[Job]) -> None:
+    """As if FORGE_JOB_QUEUED_STALE_S had passed since each job's message was last sent."""
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(enqueued_at=timezone.now() - timedelta(hours=2))
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_the_reaper_does_not_resend_a_backlog_whose_messages_wait_in_the_broker(backlog_queue) -> None:
+    backlog = [_job(task_name="tests.nobody_consumes", queue=backlog_queue) for _ in range(40)]
+    for job in backlog:
+        jobs.job_enqueue(job_id=job.pk)
+    client = _redis()
+    assert client.llen(backlog_queue) == 40
+    for _ in range(4):  # four reaper runs, each after the stale period (each used to add 40 messages)
+        _backdate_sends(backlog)
+        assert jobs_reap_stale() == {"requeued": 0, "failed": 0, "resent": 0}
+    assert client.llen(backlog_queue) == 40
+
+    # Redis loses five messages (a restart without persistence loses them all; a few is the harder case).
+    for _ in range(5):
+        client.rpop(backlog_queue)
+    _backdate_sends(backlog)
+    assert jobs_reap_stale() == {"requeued": 0, "failed": 0, "resent": 5}
+    assert client.llen(backlog_queue) == 40
+    assert jobs_reap_stale()["resent"] == 0  # the re-sent ones are fresh again
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_a_message_a_worker_holds_unacknowledged_is_not_resent_until_that_delivery_is_old(backlog_queue) -> None:
+    job = _job(task_name="tests.nobody_consumes", queue=backlog_queue)
+    jobs.job_enqueue(job_id=job.pk)
+    with app.connection_for_read() as conn:  # a consumer takes the message and does not acknowledge it
+        held = conn.SimpleQueue(backlog_queue).get(timeout=5)
+        assert held.decode()[0] == [str(job.pk)]
+        client = _redis()
+        assert client.llen(backlog_queue) == 0 and client.hlen("unacked") >= 1
+        _backdate_sends([job])
+        assert jobs_reap_stale()["resent"] == 0  # delivered a moment ago: a worker has it
+        with override_settings(FORGE_JOB_QUEUED_STALE_S=1):
+            time.sleep(1.1)
+            _backdate_sends([job])
+            assert jobs_reap_stale()["resent"] == 1  # delivered longer ago than the stale period: lost with its worker
+        assert client.llen(backlog_queue) == 1
+        held.ack()
+
+
+# --- a redelivered message takes back a job whose process is certainly gone -----------------------------------------
+
+
+def _dead_process_identity() -> str:
+    """The identity of a real process that has since exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        identity = process_identity(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert identity and process_gone(identity) is True
+    return identity
+
+
+def _running_held_by(identity: str, attempts: int = 1) -> Job:
+    now = timezone.now()  # a fresh heartbeat: the reaper would not touch it for FORGE_JOB_HEARTBEAT_STALE_S
+    return _job(status=JobStatus.RUNNING, attempts=attempts, started_at=now, heartbeat_at=now, worker_process=identity)
+
+
+@pytest.mark.django_db
+def test_a_redelivered_message_takes_back_a_job_whose_process_is_gone_at_once(sent) -> None:
+    job = _running_held_by(_dead_process_identity())
+    done = job_run(job_id=str(job.pk), work=lambda ctx: {"attempt": ctx.job.attempts})
+    assert done is not None and done.status == JobStatus.SUCCEEDED and done.result == {"attempt": 2}
+    assert done.worker_pid == os.getpid() and done.worker_process == process_identity()
+    assert _actions() == ["job.reap", "job.start", "job.finish"]
+    assert sent == []  # the delivery that took it back ran it: no second message
+
+
+@pytest.mark.django_db
+def test_a_redelivered_message_never_runs_a_job_whose_process_is_alive_or_cannot_be_checked(sent) -> None:
+    alive = _running_held_by(process_identity())  # this very process: alive
+    elsewhere = _running_held_by("gpu-host-9|0b1c2d3e-boot|4026531836|4242|123456")  # another host: cannot tell
+    unknown = _running_held_by("")  # recorded by a process that could not say (not Linux)
+    runs: list[int] = []
+    for job in (alive, elsewhere, unknown):
+        assert job_run(job_id=str(job.pk), work=lambda ctx: runs.append(1) or {}) is None
+        job.refresh_from_db()
+        assert job.status == JobStatus.RUNNING and job.attempts == 1
+    assert runs == [] and _actions() == []
+
+
+@pytest.mark.django_db
+def test_a_job_whose_process_is_gone_after_its_last_attempt_fails_and_says_why(sent) -> None:
+    job = _running_held_by(_dead_process_identity(), attempts=settings.FORGE_JOB_MAX_ATTEMPTS)
+    assert job_run(job_id=str(job.pk), work=lambda ctx: {}) is None
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "stopped responding" in job.error
+    assert _actions() == ["job.reap"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.services
+def test_a_killed_pool_process_s_job_is_taken_back_and_finished_long_before_the_stale_period() -> None:
+    """SIGKILL the worker's pool process mid-job (its main process lives on): Celery re-delivers the message, and
+    the job is taken back at once (FORGE_JOB_HEARTBEAT_STALE_S is 900 s; the reaper is never called here)."""
+    assert settings.FORGE_JOB_HEARTBEAT_STALE_S >= 600
+    queue = f"kill-test-{uuid.uuid4().hex[:8]}"
+    job = _job(kind="slow", task_name=SLOW_TASK, queue=queue)
+    jobs.job_enqueue(job_id=job.pk)
+    worker = _start_worker(queue, f"pool-kill-{os.getpid()}")
+    try:
+        running = wait_for(
+            lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, progress__gt=1).first(), timeout=60
+        )
+        assert running.worker_pid and running.worker_pid != worker.pid  # a pool process, not the main one
+        os.kill(running.worker_pid, signal.SIGKILL)
+        done = wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.SUCCEEDED).first(), timeout=90)
+        assert worker.poll() is None  # the worker itself kept running
+    finally:
+        _stop(worker)
+    assert done.attempts == 2 and done.result == {"attempt": 2, "steps": 3}
+    assert done.worker_pid != running.worker_pid
+    assert (done.finished_at - running.heartbeat_at).total_seconds() < settings.FORGE_JOB_HEARTBEAT_STALE_S
+    reap = AuditEvent.objects.get(action="job.reap", object_id=str(job.pk))
+    assert reap.after["status"] == "queued" and f"pid {running.worker_pid}" in reap.after["worker"]
+    actions = _actions()
+    assert actions.count("job.start") == 2 and actions.count("job.finish") == 1

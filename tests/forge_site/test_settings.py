@@ -165,3 +165,16 @@ def test_it_names_the_variable_with_a_bad_value(tmp_path: Path) -> None:
     assert "FORGE_DEBUG must be a boolean (true/false), got 'maybe'" in result.stderr
     result = _manage(tmp_path, "check", FORGE_MAX_ARTIFACT_BYTES="2GB")
     assert "FORGE_MAX_ARTIFACT_BYTES must be an integer, got '2GB'" in result.stderr
+
+
+def test_it_refuses_a_stale_period_that_a_healthy_job_s_heartbeat_would_not_beat(tmp_path: Path) -> None:
+    """A job beats every FORGE_JOB_HEARTBEAT_S; a stale period shorter than two beats (a 30 s gap was seen) would
+    have the reaper re-queue jobs that are running well, and run them twice."""
+    result = _manage(tmp_path, "check", FORGE_JOB_HEARTBEAT_STALE_S="30")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "FORGE_JOB_HEARTBEAT_STALE_S (30 s) must be at least twice FORGE_JOB_HEARTBEAT_S (30 s)" in result.stderr
+    result = _manage(tmp_path, "check", FORGE_JOB_HEARTBEAT_STALE_S="120", FORGE_JOB_HEARTBEAT_S="90")
+    assert "FORGE_JOB_HEARTBEAT_STALE_S (120 s) must be at least twice FORGE_JOB_HEARTBEAT_S (90 s)" in result.stderr
+    result = _manage(tmp_path, "check", FORGE_JOB_HEARTBEAT_STALE_S="60", FORGE_JOB_HEARTBEAT_S="30")
+    assert result.returncode == 0, result.stderr
