@@ -22,7 +22,12 @@ VERSION_SUBJECT = "models_registry.modelversion"
 
 
 class CompareError(ValueError):
-    """The runs asked for cannot be compared; the message says which and why."""
+    """The runs asked for cannot be compared; the message says which and why. `status` is the API's answer: 400 for
+    a request that names too few or too many runs, 404 for a run that is not a succeeded benchmark of the model."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ def compare(*, model: RegisteredModel, raw_ids: list[str]) -> Comparison:
     missing = [job_id for job_id in ids if job_id not in found]
     if missing:
         raise CompareError(
-            f"Job {missing[0]} is not a succeeded benchmark run of {model.name}; only those can be compared."
+            f"Job {missing[0]} is not a succeeded benchmark run of {model.name}; only those can be compared.",
+            status=404,
         )
     versions = {str(job.pk): version for job, version in runs}
     labels = run_labels(jobs, versions)

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -24,10 +23,15 @@ from models_registry.api.views import _model_or_404, _version_or_404, registry_e
 
 START_ERRORS: dict[int, Any] = {
     **ERRORS,
+    404: OpenApiResponse(ErrorOut, description="no such model or version, or no such reference version"),
     409: OpenApiResponse(
         ErrorOut,
-        description="the version is not ready (still validating, or rejected), or the Idempotency-Key was used for "
-        "another request",
+        description="the version (or the reference version) is not ready, the reference declares other inputs, the "
+        "version has no ONNX companion to compare with, or the Idempotency-Key was used for another request",
+    ),
+    422: OpenApiResponse(
+        ErrorOut,
+        description="the reference is the candidate itself (the same version, or the same device and dtype)",
     ),
 }
 
@@ -35,7 +39,8 @@ START_ERRORS: dict[int, Any] = {
 IDEMPOTENCY_KEY_MAX = 64
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    # What _idempotency_key accepts: printable ASCII without spaces (! to ~).
+    {"type": "string", "pattern": f"^[!-~]{{1,{IDEMPOTENCY_KEY_MAX}}}$"},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -144,20 +149,31 @@ class BenchmarkCompareView(APIView):
         parameters=[
             OpenApiParameter(
                 "job",
-                OpenApiTypes.UUID,
-                many=True,
+                {
+                    "type": "array",
+                    "items": {"type": "string", "format": "uuid"},
+                    "minItems": 2,
+                    "maxItems": evidence.MAX_COMPARED,
+                    "uniqueItems": True,
+                },
                 required=True,
-                description="a succeeded benchmark job of the model; give 2 to 8, the first is the baseline",
+                explode=True,
+                description="succeeded benchmark jobs of the model, as job=…&job=…; the first is the baseline",
             )
         ],
-        responses={200: s.BenchmarkCompareOut, **ERRORS},
+        responses={
+            200: s.BenchmarkCompareOut,
+            404: OpenApiResponse(ErrorOut, description="no such model, or a job is not a succeeded benchmark of it"),
+            **ERRORS,
+        },
     )
     def get(self, request: Request, name: str) -> Response:
         model = _model_or_404(name)
         try:
             comparison = evidence.compare(model=model, raw_ids=request.query_params.getlist("job"))
         except evidence.CompareError as exc:
-            raise ApiError(str(exc), field="job") from exc
+            code = "not_found" if exc.status == 404 else "invalid"
+            raise ApiError(str(exc), code=code, field="job", status_code=exc.status) from exc
         labels = {row["job_id"]: row["label"] for row in comparison.result.get("series", [])}
         runs = [
             {"job_id": job.pk, "version": comparison.versions[str(job.pk)], "label": labels.get(str(job.pk), "")}

@@ -293,7 +293,11 @@ class AliasHistoryView(APIView):
             OpenApiParameter("alias", str, OpenApiParameter.PATH, enum=Alias.values),
             OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601 instant (a bare date is 00:00 UTC)"),
         ],
-        responses={200: s.AliasHistoryOut, **ERRORS},
+        responses={
+            200: s.AliasHistoryOut,
+            422: OpenApiResponse(ErrorOut, description="`at` falls outside the years 1 to 9999 once in UTC"),
+            **ERRORS,
+        },
     )
     def get(self, request: Request, name: str, alias: str) -> Response:
         model = _model_or_404(name)

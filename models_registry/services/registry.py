@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
@@ -361,6 +362,12 @@ def _check_metrics(metrics: Any) -> None:
         return
     if not isinstance(metrics, dict):
         raise RegistryError("metrics must be a JSON object of name -> number.", field="metrics")
+    try:
+        json.dumps(metrics, allow_nan=False)
+    except ValueError:  # json reads a literal like 1e999 as infinity, which no JSON column can store
+        raise RegistryError(
+            "metrics hold a number too large for JSON (it reads as infinity); send a finite number.", field="metrics"
+        ) from None
     surrogate = surrogate_in(metrics)
     if surrogate:
         raise RegistryError(

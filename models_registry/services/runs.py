@@ -93,6 +93,7 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
                 f"{version} has no ONNX companion to compare against; upload the version with an ONNX file.",
                 field="reference",
                 code="no_onnx",
+                status=409,
             )
         return {"kind": "onnx", "sha256": version.onnx_sha256}
     if kind == "version":
@@ -100,12 +101,22 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
         other = ModelVersion.objects.filter(model_id=version.model_id, version=name).first() if name else None
         if other is None:
             raise RegistryError(
-                f"{version.model.name} has no version {name!r} to compare against.", field="reference.version"
+                f"{version.model.name} has no version {name!r} to compare against.",
+                field="reference.version",
+                code="not_found",
+                status=404,
             )
         if other.pk == version.pk:
-            raise RegistryError("A version cannot be its own reference.", field="reference.version")
+            raise RegistryError(
+                "A version cannot be its own reference.",
+                field="reference.version",
+                code="same_as_candidate",
+                status=422,
+            )
         if other.status != VersionStatus.READY:
-            raise RegistryError(f"{other} is {other.status}, not ready.", field="reference.version", code="not_ready")
+            raise RegistryError(
+                f"{other} is {other.status}, not ready.", field="reference.version", code="not_ready", status=409
+            )
         if (
             version.input_spec
             and other.input_spec
@@ -116,6 +127,7 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
                 f"({_spec_text(version.input_spec)}); parity needs the same inputs on both sides.",
                 field="reference.version",
                 code="incompatible",
+                status=409,
             )
         return {"kind": "version", "version": other.version, "version_id": other.pk, "sha256": other.sha256}
     ref_device = _device(raw.get("device") or "cpu", "reference.device", auto=False)
@@ -124,6 +136,8 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
         raise RegistryError(
             "The reference runs the same artifact, so it must differ in device or dtype from the candidate.",
             field="reference",
+            code="same_as_candidate",
+            status=422,
         )
     return {"kind": "device", "device": ref_device, "dtype": ref_dtype}
 

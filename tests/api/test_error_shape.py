@@ -163,3 +163,25 @@ def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(client, path, bod
     assert response.status_code == 400, response.content
     assert error_of(response)["field"] == field
     assert (ApiToken.objects.count(), RegisteredModel.objects.count()) == (tokens, models)
+
+
+@pytest.mark.parametrize("body", ['{"metrics": {"auc": 1e999}}', '{"metrics": {"auc": [-1e400]}}'])
+def test_a_number_too_large_for_json_is_refused(client, engineer, body):
+    # json reads 1e999 as infinity, which neither JSON nor PostgreSQL's jsonb can hold.
+    from tests.api.helpers import mlp_version
+
+    mlp_version(RegisteredModel.objects.get(), engineer, "1.0.0")
+    response = client.generic(
+        "PATCH", "/api/v1/models/credit-risk/versions/1.0.0/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert error_of(response)["field"] in ("metrics", None)
+
+
+def test_an_upload_whose_metrics_hold_a_number_too_large_for_json_leaves_nothing(client):
+    from tests.api.helpers import mlp, upload
+
+    response = upload(client, "credit-risk", "2.0.0", mlp(), metrics='{"auc": 1e999}')
+    assert response.status_code == 400, response.content
+    assert error_of(response)["field"] == "metrics"
+    assert not RegisteredModel.objects.get().versions.exists()

@@ -207,31 +207,40 @@ def test_it_refuses_a_malformed_parity_request_naming_the_field(client, versions
 
 
 @pytest.mark.parametrize(
-    ("body", "field", "code"),
+    ("body", "status", "field", "code"),
     [
-        ({"reference": {"kind": "version", "version": "7.0.0"}}, "reference.version", "invalid"),
-        ({"reference": {"kind": "version", "version": "1.1.0"}}, "reference.version", "invalid"),
-        ({"reference": {"kind": "onnx"}, "samples": 10_000_000}, "samples", "invalid"),
-        ({"reference": {"kind": "onnx"}, "device": "tpu"}, "device", "invalid"),
+        # Valid by the schema, refused by what is stored (404, 409) or by the whole request (422): never a 400.
+        ({"reference": {"kind": "version", "version": "7.0.0"}}, 404, "reference.version", "not_found"),
+        ({"reference": {"kind": "version", "version": "1.1.0"}}, 422, "reference.version", "same_as_candidate"),
         (
             {"reference": {"kind": "device", "device": "cpu", "dtype": "float32"}, "device": "cpu"},
+            422,
             "reference",
-            "invalid",
+            "same_as_candidate",
         ),
+        # Outside the schema: 400, with the field's limit.
+        ({"reference": {"kind": "onnx"}, "samples": 10_000_000}, 400, "samples", "max_value"),
+        ({"reference": {"kind": "onnx"}, "device": "tpu"}, 400, "device", "invalid"),
+        ({"reference": {"kind": "onnx"}, "device": "CPU"}, 400, "device", "invalid"),
+        ({"reference": {"kind": "onnx", "version": "1.0.0"}}, 400, "reference.version", "unknown_field"),
+        ({"reference": {"kind": "version", "version": " 1.0.0"}}, 400, "reference.version", "invalid"),
     ],
 )
-def test_the_services_refusals_keep_their_field_and_code(client, versions, body, field, code):
+def test_refusals_keep_their_field_and_code_with_the_status_their_cause_gives(
+    client, versions, body, status, field, code
+):
     response = client.post(PARITY, body, format="json")
-    assert response.status_code == 400, response.content
+    assert response.status_code == status, response.content
     error = error_of(response)
     assert (error["field"], error["code"]) == (field, code)
+    assert not Job.objects.filter(kind="parity").exists()
 
 
 def test_parity_against_onnx_needs_an_onnx_companion(client, versions):
     response = client.post(
         "/api/v1/models/credit-risk/versions/1.0.0/parity/", {"reference": {"kind": "onnx"}}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 409  # the request is valid; the version lacks the companion
     error = error_of(response)
     assert (error["code"], error["field"]) == ("no_onnx", "reference")
     assert "ONNX" in error["message"]
@@ -362,19 +371,16 @@ def test_comparing_needs_two_succeeded_benchmarks_of_the_model(client, versions,
     foreign = evaluation_job(
         mlp_version(other_model, engineer, "1.0.0"), "benchmark", result=benchmark_result(p50_ms={1: 1})
     )
-    cases = [
-        [],
-        [str(good.pk)],
-        [str(good.pk), str(good.pk)],
-        [str(good.pk), "not-a-uuid"],
+    malformed = [[], [str(good.pk)], [str(good.pk), str(good.pk)], [str(good.pk), "not-a-uuid"]]
+    not_comparable = [
         [str(good.pk), str(uuid.uuid4())],
         [str(good.pk), str(failed.pk)],
         [str(good.pk), str(parity.pk)],
         [str(good.pk), str(foreign.pk)],
     ]
-    for ids in cases:
+    for ids, status in [(ids, 400) for ids in malformed] + [(ids, 404) for ids in not_comparable]:
         response = client.get(COMPARE, {"job": ids})
-        assert response.status_code == 400, (ids, response.content)
+        assert response.status_code == status, (ids, response.content)
         error = error_of(response)
         assert error["field"] == "job" and error["message"], ids
     assert client.get("/api/v1/models/nope/benchmarks/compare/").status_code == 404

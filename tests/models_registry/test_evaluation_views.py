@@ -247,7 +247,7 @@ def test_a_service_refusal_shows_on_the_field_it_concerns(engineer, model, new):
         "parity-dtype": "float32",
     }
     response = logged_in(engineer).post(reverse("registry:parity_start", args=["credit-risk", "1.1.0"]), form)
-    assert response.status_code == 400
+    assert response.status_code == 409  # the service's status: the stored versions conflict, the form is fine
     html = response.content.decode()
     error = re.search(r'data-error-for="reference" role="alert">(.*?)</ul>', html, re.S)
     assert error is not None and "parity needs the same inputs" in error.group(1)
