@@ -1,1 +1,0 @@
-"""Evidence and oversight records (drift, alerts, policies, reports) arrive with their issues."""
