@@ -51,6 +51,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "job.cancel": frozenset({Role.ENGINEER}),
     "audit.view": frozenset({Role.OFFICER}),
     "audit.export": frozenset({Role.OFFICER}),
+    # NIST AI RMF reports. Engineers pass this gate only for reports on models they own: an object-level check in
+    # governance.selectors.reports.reports_visible_to, which every report view reads through.
+    "report.view": _ALL,
+    "report.edit": frozenset({Role.OFFICER}),
+    "report.finalize": frozenset({Role.OFFICER}),
+    "report.download": _ALL,
 }
 
 

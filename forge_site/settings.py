@@ -293,6 +293,9 @@ FORGE_LOGIN_LOCKOUT_S = env_int("FORGE_LOGIN_LOCKOUT_S", 900)
 # Failed API-token authentications from one address within the window, before further failures answer 429.
 FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int("FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS", 100)
 
+# NIST AI RMF report PDFs (governance): the fonts embedded in every PDF (Debian's fonts-dejavu-core).
+FORGE_REPORT_FONT_DIR = os.environ.get("FORGE_REPORT_FONT_DIR", "/usr/share/fonts/truetype/dejavu")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "forge_site.tokens.BearerTokenAuthentication",

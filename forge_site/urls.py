@@ -15,8 +15,10 @@ urlpatterns = [
     path("audit/", include("forge_site.audit_urls")),
     path("jobs/", include("forge_site.job_urls")),
     path("registry/", include("models_registry.urls")),
+    path("reports/", include("governance.report_urls")),
     path("api/v1/", include("forge_site.api_urls")),
     path("api/v1/", include("models_registry.api.urls")),
+    path("api/v1/", include("governance.api.report_urls")),
     path("api/schema/", require_action("site.public")(SpectacularAPIView.as_view()), name="api-schema"),
     path(
         "api/docs/",

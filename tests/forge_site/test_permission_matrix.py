@@ -22,6 +22,8 @@ from rest_framework.views import APIView
 from forge_site.models import ApiToken, AuditEvent, Job
 from forge_site.roles import PERMISSIONS, PUBLIC, ROLE_GROUPS, SIGNED_IN, Role, view_actions
 from forge_site.tokens import token_create
+from governance.models import Report
+from governance.services.reports import report_create
 from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.services import alias_set, model_create, version_create, version_record_inspection
 from tests.api.helpers import mlp, temp_upload
@@ -133,6 +135,7 @@ class World:
     version: ModelVersion
     job: Job
     tokens: dict[str, ApiToken]
+    report: Report
 
 
 def _user_for(caller: str, role: Role | str | None) -> User:
@@ -151,8 +154,10 @@ def world(db, settings) -> World:
     alias_set(model=model, alias="champion", version=version, actor=users["manager"])
     job = Job.objects.get(subject_id=str(version.pk))
     tokens = {caller: token_create(user=user, name="matrix")[0] for caller, user in users.items()}
+    # on the engineer's model, so the engineer passes the reports' object-level check too
+    report = report_create(actor=users["officer"], model=model, start="2026-01-01", end="2026-12-31")
     assert set(ROLE_GROUPS) == {Role.ENGINEER, Role.MANAGER, Role.OFFICER}
-    return World(users=users, model=model, version=version, job=job, tokens=tokens)
+    return World(users=users, model=model, version=version, job=job, tokens=tokens, report=report)
 
 
 # URL kwarg -> its value, given the world and who is asking. Extend this when a view takes a new kind of kwarg.
@@ -166,6 +171,8 @@ KWARG_VALUES: dict[str, Callable[[World, str], Any]] = {
     "job_id": lambda w, caller: w.job.pk,
     "prefix": lambda w, caller: w.tokens.get(caller, w.tokens["engineer"]).prefix,
     "seq": lambda w, caller: AuditEvent.objects.order_by("seq").values_list("seq", flat=True).first(),
+    "report_id": lambda w, caller: w.report.pk,
+    "sub_id": lambda w, caller: "GOVERN-1.1",
 }
 
 

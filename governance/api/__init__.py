@@ -1,0 +1,1 @@
+"""Governance API under /api/v1/, one module per concern."""

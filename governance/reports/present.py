@@ -1,0 +1,76 @@
+"""A report's content arranged for reading: gaps first, then function by function; shared by the page and the PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.nist_rmf.catalog import catalog
+from governance.nist_rmf.mapping import GAP_ORDER, GAPS
+from governance.reports.charts import draw
+
+COVERAGE_CHART = "chart-coverage"  # shown with the executive summary, not again among the figures
+EVIDENCE_ROWS_PER_SUBCATEGORY = 12  # the rest are in the evidence register, cited by their E- numbers
+EXTRACT_NOTE = "The trail has {total:,} events in the period; the extract shows the first and last {ends} of them."
+
+
+def present(content: dict[str, Any]) -> dict[str, Any]:
+    subs = content["subcategories"]
+    order = {sub.id: index for index, sub in enumerate(catalog().subcategories)}
+    by_id = {}
+    for sub in subs:
+        evidence = sub["evidence"]
+        by_id[sub["id"]] = {
+            **sub,
+            "evidence_shown": evidence[:EVIDENCE_ROWS_PER_SUBCATEGORY],
+            "evidence_more": max(0, len(evidence) - EVIDENCE_ROWS_PER_SUBCATEGORY),
+            "is_gap": sub["status"] in GAPS,
+        }
+    coverage = content["coverage"]
+    functions = []
+    for function in catalog().functions:
+        functions.append(
+            {
+                "id": function.id,
+                "name": function.name,
+                "statement": function.statement,
+                "coverage": coverage["functions"][function.id],
+                "categories": [
+                    {
+                        "id": category.id,
+                        "statement": category.statement,
+                        "subcategories": [by_id[sub.id] for sub in category.subcategories],
+                    }
+                    for category in function.categories
+                ],
+            }
+        )
+    gaps = sorted(
+        (s for s in by_id.values() if s["is_gap"]), key=lambda s: (GAP_ORDER.index(s["status"]), order[s["id"]])
+    )
+    register: dict[str, Any] = {}
+    for sub in subs:
+        for item in sub["evidence"]:
+            register.setdefault(item["id"], {**item, "cited_by": []})["cited_by"].append(sub["id"])
+    charts = [
+        {"spec": chart, "svg": draw(chart), "number": number} for number, chart in enumerate(content["charts"], start=1)
+    ]
+    trail = content["appendix"]["audit_trail"]
+    extract_note = ""
+    if trail.get("total") and not trail.get("extract_complete", True):
+        extract_note = EXTRACT_NOTE.format(total=trail["total"], ends=len(trail["extract"]) // 2)
+    return {
+        "content": content,
+        "report": content["report"],
+        "functions": functions,
+        "gaps": gaps,
+        "register": [register[key] for key in sorted(register)],
+        "charts": charts,
+        "coverage_chart": next((c for c in charts if c["spec"]["id"] == COVERAGE_CHART), None),
+        "figures": [c for c in charts if c["spec"]["id"] != COVERAGE_CHART],
+        "coverage": coverage,
+        "appendix": content["appendix"],
+        "audit_actions": sorted(trail.get("by_action", {}).items(), key=lambda kv: (-kv[1], kv[0])),
+        "audit_actors": sorted(trail.get("by_actor", {}).items(), key=lambda kv: (-kv[1], kv[0]))[:20],
+        "extract_note": extract_note,
+        "signoff": content.get("signoff"),
+    }
