@@ -348,6 +348,9 @@ LOGGING = {
         "django.request": {"filters": ["client_error_without_traceback"]},
         "django.security.DisallowedHost": {"filters": ["client_error_without_traceback"]},
         "django.server": {"level": "WARNING"},
+        # WeasyPrint logs every layout step at INFO (a line per page of every report PDF)
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 

@@ -24,7 +24,10 @@ class ReportCreateForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = RegisteredModel.objects.order_by("name").values_list("name", flat=True)
-        cast(forms.ChoiceField, self.fields["scope"]).choices = [(WHOLE_INVENTORY, "Whole inventory"), *((n, n) for n in names)]
+        cast(forms.ChoiceField, self.fields["scope"]).choices = [
+            (WHOLE_INVENTORY, "Whole inventory"),
+            *((n, n) for n in names),
+        ]
 
     def model(self) -> RegisteredModel | None:
         name = self.cleaned_data["scope"]

@@ -9,8 +9,29 @@ from governance.nist_rmf.mapping import GAP_ORDER, GAPS
 from governance.reports.charts import draw
 
 COVERAGE_CHART = "chart-coverage"  # shown with the executive summary, not again among the figures
-EVIDENCE_ROWS_PER_SUBCATEGORY = 12  # the rest are in the evidence register, cited by their E- numbers
+EVIDENCE_ROWS_PER_SUBCATEGORY = 4  # the rest are in the evidence register, cited by their E- numbers
 EXTRACT_NOTE = "The trail has {total:,} events in the period; the extract shows the first and last {ends} of them."
+
+
+def id_ranges(ids: list[str]) -> str:
+    """E-007, E-008, E-009, E-012 -> 'E-007 to E-009, E-012' (register numbers are consecutive per kind)."""
+    numbers = sorted(int(i.split("-")[1]) for i in ids if i.startswith("E-"))
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"E-{a:03d}" if a == b else f"E-{a:03d} to E-{b:03d}" for a, b in runs)
+
+
+def compact_ids(sub_ids: list[str]) -> str:
+    """['MAP 2.3', 'MAP 4.1', 'MANAGE 3.2'] -> 'MAP 2.3, 4.1; MANAGE 3.2'."""
+    groups: dict[str, list[str]] = {}
+    for sub_id in sub_ids:
+        function, number = sub_id.split(" ")
+        groups.setdefault(function, []).append(number)
+    return "; ".join(f"{function} {', '.join(numbers)}" for function, numbers in groups.items())
 
 
 def present(content: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +44,7 @@ def present(content: dict[str, Any]) -> dict[str, Any]:
             **sub,
             "evidence_shown": evidence[:EVIDENCE_ROWS_PER_SUBCATEGORY],
             "evidence_more": max(0, len(evidence) - EVIDENCE_ROWS_PER_SUBCATEGORY),
+            "evidence_more_ids": id_ranges([item["id"] for item in evidence[EVIDENCE_ROWS_PER_SUBCATEGORY:]]),
             "is_gap": sub["status"] in GAPS,
         }
     coverage = content["coverage"]
@@ -51,6 +73,8 @@ def present(content: dict[str, Any]) -> dict[str, Any]:
     for sub in subs:
         for item in sub["evidence"]:
             register.setdefault(item["id"], {**item, "cited_by": []})["cited_by"].append(sub["id"])
+    for entry in register.values():
+        entry["cited_by_text"] = compact_ids(entry["cited_by"])
     charts = [
         {"spec": chart, "svg": draw(chart), "number": number} for number, chart in enumerate(content["charts"], start=1)
     ]

@@ -49,7 +49,12 @@ def evidenced_model(*, engineer: User, manager: User, name: str = "credit-risk")
     )
     v1 = ready_version(model, "1.0.0", engineer, source_commit="a1b2c3d", training_data="s3://data/credit/2025-q4")
     v2 = ready_version(
-        model, "1.1.0", engineer, seed=1, source_commit="d4e5f6a", training_data="s3://data/credit/2026-q1",
+        model,
+        "1.1.0",
+        engineer,
+        seed=1,
+        source_commit="d4e5f6a",
+        training_data="s3://data/credit/2026-q1",
         parent_version="1.0.0",
     )
     alias_set(model=model, alias="champion", version=v1, actor=manager, reason="first release")

@@ -94,6 +94,16 @@ def test_the_mapping_names_only_real_subcategories_and_every_kind_is_used():
     used = {kind for rule in RULES.values() for kind in rule.kinds}
     assert used == set(Kind)
     # what the issue names is mapped
-    for sub_id in ("GOVERN 1.6", "MAP 4.1", "MEASURE 2.7", "MEASURE 2.1", "MEASURE 2.4", "MEASURE 3.1",
-                   "MANAGE 4.1", "MEASURE 2.11", "MANAGE 2.4", "MEASURE 2.8"):
+    for sub_id in (
+        "GOVERN 1.6",
+        "MAP 4.1",
+        "MEASURE 2.7",
+        "MEASURE 2.1",
+        "MEASURE 2.4",
+        "MEASURE 3.1",
+        "MANAGE 4.1",
+        "MEASURE 2.11",
+        "MANAGE 2.4",
+        "MEASURE 2.8",
+    ):
         assert sub_id in RULES, sub_id

@@ -109,16 +109,19 @@ def test_a_model_without_evidence_says_so_subcategory_by_subcategory(officer, en
 
 
 def test_chosen_versions_limit_the_scope(officer, evidenced):
-    report = report_create(actor=officer, model=evidenced.model, versions=["1.0.0"], start="2020-01-01",
-                           end="2030-12-31")
+    report = report_create(
+        actor=officer, model=evidenced.model, versions=["1.0.0"], start="2020-01-01", end="2030-12-31"
+    )
     content = report_content(report)
-    assert content["report"]["versions"] == [{"model": "credit-risk", "version": "1.0.0",
-                                               "sha256": evidenced.v1.sha256}]
+    assert content["report"]["versions"] == [
+        {"model": "credit-risk", "version": "1.0.0", "sha256": evidenced.v1.sha256}
+    ]
     assert [a["version"] for a in content["appendix"]["artifacts"]] == ["1.0.0"]
     # 1.0.0 was never tested: no run of the chosen version is no evidence
     assert sub(content, "MEASURE 2.1")["status"] == "not_met"
-    only_tested = report_create(actor=officer, model=evidenced.model, versions=["1.1.0"], start="2020-01-01",
-                                end="2030-12-31")
+    only_tested = report_create(
+        actor=officer, model=evidenced.model, versions=["1.1.0"], start="2020-01-01", end="2030-12-31"
+    )
     measure = sub(report_content(only_tested), "MEASURE 2.1")
     assert measure["status"] == "met" and {i["kind"] for i in measure["evidence"]} == {"parity", "benchmark"}
 
@@ -146,8 +149,12 @@ def test_a_whole_inventory_report_covers_every_model(officer, evidenced, enginee
 
 def test_an_attestation_records_who_and_when_and_is_audited(officer, evidenced):
     report = report_create(actor=officer, model=evidenced.model, start="2020-01-01", end="2030-12-31")
-    entry = report_subcategory_update(report=report, actor=officer, sub_id="GOVERN-1.1",
-                                      attestation="Legal reviewed ECOA and FCRA duties on 2026-02-01.")
+    entry = report_subcategory_update(
+        report=report,
+        actor=officer,
+        sub_id="GOVERN-1.1",
+        attestation="Legal reviewed ECOA and FCRA duties on 2026-02-01.",
+    )
     assert entry.attested_by == officer and entry.attested_at is not None
     govern = sub(report_content(report), "GOVERN 1.1")
     assert govern["status"] == "met" and govern["basis"] == "attestation"
@@ -162,8 +169,13 @@ def test_not_applicable_needs_a_justification(officer, evidenced):
     with pytest.raises(ReportError, match="needs a justification") as caught:
         report_subcategory_update(report=report, actor=officer, sub_id="MEASURE 2.2", not_applicable=True)
     assert caught.value.field == "justification"
-    report_subcategory_update(report=report, actor=officer, sub_id="MEASURE 2.2", not_applicable=True,
-                              justification="No human subjects take part in any evaluation.")
+    report_subcategory_update(
+        report=report,
+        actor=officer,
+        sub_id="MEASURE 2.2",
+        not_applicable=True,
+        justification="No human subjects take part in any evaluation.",
+    )
     content = report_content(report)
     assert sub(content, "MEASURE 2.2")["status"] == "not_applicable"
     assert content["coverage"]["functions"]["MEASURE"]["applicable"] == 21
@@ -238,8 +250,14 @@ def test_a_finalized_report_never_changes(officer, evidenced):
 
 
 def test_a_revision_is_a_new_draft_from_the_finalized_report(officer, evidenced):
-    report = report_create(actor=officer, model=evidenced.model, versions=["1.1.0"], start="2020-01-01",
-                           end="2030-12-31", title="Q1 credit-risk")
+    report = report_create(
+        actor=officer,
+        model=evidenced.model,
+        versions=["1.1.0"],
+        start="2020-01-01",
+        end="2030-12-31",
+        title="Q1 credit-risk",
+    )
     report_subcategory_update(report=report, actor=officer, sub_id="GOVERN 1.1", attestation="Reviewed.")
     with pytest.raises(ReportError, match="Only a finalized report is revised"):
         report_revise(report=report, actor=officer)
@@ -256,8 +274,11 @@ def test_a_revision_is_a_new_draft_from_the_finalized_report(officer, evidenced)
 
 def test_ten_thousand_events_are_summarised_not_copied(officer, evidenced):
     append_audit_events(
-        10_000, obj_type="models_registry.registeredmodel", obj_id=str(evidenced.model.pk),
-        obj_repr="credit-risk", actors=("erin", "ci-bot", "mo"),
+        10_000,
+        obj_type="models_registry.registeredmodel",
+        obj_id=str(evidenced.model.pk),
+        obj_repr="credit-risk",
+        actors=("erin", "ci-bot", "mo"),
     )
     report = report_create(actor=officer, model=evidenced.model, start="2020-01-01", end="2030-12-31")
     trail = report_content(report)["appendix"]["audit_trail"]

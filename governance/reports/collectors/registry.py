@@ -87,7 +87,7 @@ def collect_lineage(scope: ReportScope) -> KindEvidence:
                 title=f"Lineage of {label}",
                 summary=(
                     f"{label}: sha256 {version.sha256[:12]}…, {version.size:,} bytes"
-                    + (f", derived from {parent}" if parent else "")
+                    + (f", parent {parent}" if parent else "")
                     + (f", commit {version.source_commit[:12]}" if version.source_commit else "")
                     + (f", data {version.training_data[:60]}" if version.training_data else "")
                 ),
