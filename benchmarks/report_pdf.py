@@ -46,7 +46,7 @@ def populate() -> Any:
     from tests.torchscript_models import MLP_SPEC
 
     def user(name: str, role: Role) -> User:
-        person = User.objects.create_user(name, password="x")  # noqa: S106
+        person = User.objects.create_user(name, password="x")
         person.groups.add(Group.objects.get_or_create(name=ROLE_GROUPS[role])[0])
         return person
 

@@ -332,6 +332,11 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components, so a required string says minLength 1 there and not in responses.
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "forge_site.schema.error_responses"],
+    # several resources have a `status` of their own choices: each enum gets its own name
+    "ENUM_NAME_OVERRIDES": {
+        "ReportStatusEnum": "governance.models.reports.ReportStatus",
+        "SubcategoryStatusEnum": "governance.nist_rmf.mapping.Status",
+    },
 }
 
 LOGGING = {

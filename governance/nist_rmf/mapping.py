@@ -283,7 +283,7 @@ def _cited(items: list[Mapping[str, Any]], limit: int = 8) -> str:
     """Evidence by its register number (E-004, E-007, …); by summary where an item has no number yet."""
     if not all(item.get("id") for item in items):
         return _item_text(items)
-    ids = [str(item["id"]) for item in items]
+    ids = sorted({str(item["id"]) for item in items})
     return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 

@@ -80,7 +80,7 @@ def _benchmark(items: tuple[Mapping[str, Any], ...], field: str) -> dict[str, An
     if field == "p50":
         return {
             "id": "chart-latency",
-            "title": "Latency by batch size (p50, ms; log axes)",
+            "title": "Latency by batch size (p50, ms per batch)",
             "type": "lines",
             "cites": ["MEASURE 2.3", "MEASURE 2.12"],
             "data": {

@@ -40,11 +40,13 @@ def present(content: dict[str, Any]) -> dict[str, Any]:
     by_id = {}
     for sub in subs:
         evidence = sub["evidence"]
+        # one row beyond the limit is shown rather than cited as "and 1 more"
+        limit = len(evidence) if len(evidence) <= EVIDENCE_ROWS_PER_SUBCATEGORY + 1 else EVIDENCE_ROWS_PER_SUBCATEGORY
         by_id[sub["id"]] = {
             **sub,
-            "evidence_shown": evidence[:EVIDENCE_ROWS_PER_SUBCATEGORY],
-            "evidence_more": max(0, len(evidence) - EVIDENCE_ROWS_PER_SUBCATEGORY),
-            "evidence_more_ids": id_ranges([item["id"] for item in evidence[EVIDENCE_ROWS_PER_SUBCATEGORY:]]),
+            "evidence_shown": evidence[:limit],
+            "evidence_more": len(evidence) - limit,
+            "evidence_more_ids": id_ranges([item["id"] for item in evidence[limit:]]),
             "is_gap": sub["status"] in GAPS,
         }
     coverage = content["coverage"]

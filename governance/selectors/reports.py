@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 
 from forge_site.roles import Role, user_roles
 from governance.models import Report, ReportStatus
+from governance.nist_rmf.catalog import FUNCTION_IDS
 from governance.reports.snapshot import build_content
 
 
@@ -42,10 +43,12 @@ def report_list_rows(reports: Iterable[Report]) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         content = report_content(report)
+        functions = content["coverage"]["functions"]
         rows.append(
             {
                 "report": report,
-                "coverage": content["coverage"],
+                # in the framework's order (a snapshot read back from jsonb has its keys sorted)
+                "coverage": [{"id": f, **functions[f]} for f in FUNCTION_IDS],
                 "title": content["report"]["title"],
                 "period": content["report"]["period"]["label"],
             }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from forge_site.models import AuditEvent, Job
+from forge_site.roles import Role
 from governance.models import Report
 from governance.reports.snapshot import snapshot_sha256
+from models_registry.services import model_create
 from tests.api.helpers import error_of
 from tests.conftest import make_user
-from forge_site.roles import Role
-from models_registry.services import model_create
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from forge_site.models import AuditEvent, JobStatus
-from governance.models import Report, ReportPdf
+from governance.models import Report
 from governance.nist_rmf.catalog import catalog
 from governance.reports.pdf import render_pdf, report_html
 from governance.services.reports import report_create, report_finalize, report_subcategory_update, report_update

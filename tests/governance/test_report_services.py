@@ -127,7 +127,7 @@ def test_chosen_versions_limit_the_scope(officer, evidenced):
 
 
 def test_unknown_or_misplaced_versions_are_refused(officer, evidenced):
-    with pytest.raises(ReportError, match="has no version '9.9'") as caught:
+    with pytest.raises(ReportError, match=r"has no version '9\.9'") as caught:
         report_create(actor=officer, model=evidenced.model, versions=["9.9"], start="2026-01-01", end="2026-02-01")
     assert caught.value.field == "versions"
     with pytest.raises(ReportError, match="whole-inventory report covers every version"):
