@@ -12,7 +12,10 @@ import pytest
 from pypdf import PdfReader
 
 from governance.models import Report, ReportPdf, ReportStatus
+from governance.services.reports import report_create, report_finalize
+from models_registry.models import RegisteredModel
 from tests.e2e.conftest import log_in
+from tests.e2e.test_csp import violations, visit, watched  # noqa: F401  (watched is a fixture)
 from tests.governance.helpers import evidenced_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -69,3 +72,22 @@ def test_an_officer_builds_signs_and_downloads_a_report(page, live_server, celer
     page.click("nav >> text=Reports")
     row = page.inner_text("#report-table")
     assert "Finalized" in row and officer.username in row
+
+
+def test_the_report_pages_run_under_the_content_security_policy(page, watched, live_server, engineer, manager, officer):  # noqa: F811
+    """The list, the new-report form, a draft and a finalized report whose PDF is being rendered (polled through
+    htmx), with their inline SVG charts: no violation."""
+    evidenced_model(engineer=engineer, manager=manager)
+    draft = report_create(actor=officer, model=None, start="2020-01-01", end="2030-12-31")
+    model = RegisteredModel.objects.get(name="credit-risk")
+    signed = report_create(actor=officer, model=model, start="2020-01-01", end="2030-12-31")
+    signed, _ = report_finalize(report=signed, actor=officer)  # no worker here: the job stays queued, polled
+    log_in(page, live_server, officer)
+    for url in ("/reports/", "/reports/new/", f"/reports/{draft.pk}/"):
+        visit(page, live_server.url + url)
+        assert violations(page, watched) == [], url
+    visit(page, f"{live_server.url}/reports/{signed.pk}/")
+    assert page.locator("#figures svg.chart-svg").count() >= 3
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true" and r.ok):
+        pass
+    assert violations(page, watched) == []
