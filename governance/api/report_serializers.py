@@ -4,36 +4,39 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from forge_site.api_inputs import StrictBooleanField, StrictCharField, StrictSerializer
 from governance.models import ReportStatus
 from governance.nist_rmf.mapping import Kind, Status
 
 
-class PeriodInput(serializers.Serializer):
-    start = serializers.CharField(help_text="a date (YYYY-MM-DD, from the start of that day) or an ISO 8601 datetime")
-    end = serializers.CharField(help_text="a date (YYYY-MM-DD, to the end of that day: inclusive) or a datetime")
+class PeriodInput(StrictSerializer):
+    start = StrictCharField(help_text="a date (YYYY-MM-DD, from the start of that day) or an ISO 8601 datetime")
+    end = StrictCharField(help_text="a date (YYYY-MM-DD, to the end of that day: inclusive) or a datetime")
 
 
-class ReportCreateInput(serializers.Serializer):
-    model = serializers.CharField(allow_null=True, help_text="the model's name, or null for the whole inventory")
+class ReportCreateInput(StrictSerializer):
+    model = StrictCharField(allow_null=True, help_text="the model's name, or null for the whole inventory")
     versions = serializers.ListField(
-        child=serializers.CharField(), required=False, default=list, help_text="omitted or empty: all versions"
+        child=StrictCharField(), required=False, default=list, help_text="omitted or empty: all versions"
     )
     period = PeriodInput()
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    title = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
 
 
-class ReportUpdateInput(serializers.Serializer):
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    executive_summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+class ReportUpdateInput(StrictSerializer):
+    read_only_fields = ("id", "status", "model", "versions", "period", "signer", "snapshot_sha256", "coverage")
+    title = StrictCharField(required=False, allow_blank=True, max_length=200)
+    executive_summary = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
 
 
-class SubcategoryUpdateInput(serializers.Serializer):
-    attestation = serializers.CharField(
+class SubcategoryUpdateInput(StrictSerializer):
+    read_only_fields = ("id", "status", "reason", "evidence", "statement", "basis")
+    attestation = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="what a person attests; empty withdraws it"
     )
-    narrative = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    not_applicable = serializers.BooleanField(required=False, help_text="true needs a justification")
-    justification = serializers.CharField(
+    narrative = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    not_applicable = StrictBooleanField(required=False, help_text="true needs a justification")
+    justification = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, help_text="why the subcategory does not apply"
     )
 

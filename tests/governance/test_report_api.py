@@ -52,7 +52,9 @@ def test_datetimes_and_a_whole_inventory_are_accepted(api_as, officer, evidenced
         ({"versions": ["9.9.9"]}, 400, "versions"),
         ({"period": {"start": "2026-13-01", "end": "2026-12-31"}}, 400, "period.start"),
         ({"period": {"start": "2026-03-01", "end": "2026-02-01"}}, 400, "period.end"),
-        ({"period": {"start": "2026-03-01"}}, 400, "period"),
+        ({"period": {"start": "2026-03-01"}}, 400, "period.end"),
+        ({"period": {"start": 20260301, "end": "2026-12-31"}}, 400, "period.start"),
+        ({"scope": "everything"}, 400, "scope"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_writes_nothing(api_as, officer, evidenced, body, status, field):
@@ -76,6 +78,9 @@ def test_patching_a_subcategory_answers_with_the_updated_subcategory(api_as, off
     assert body["attestation"]["text"] == "Counsel reviewed ECOA duties." and body["attestation"]["by"] == "olga"
     assert body["narrative"] == "See memo 12."
     assert client.get(url).json() == body
+    unknown = client.patch(url, {"status": "met"}, format="json")
+    assert unknown.status_code == 400 and error_of(unknown)["field"] == "status"
+    assert "read-only" in error_of(unknown)["message"]
     missing = client.patch(
         f"/api/v1/reports/{report_id}/subcategories/MEASURE-2.2/", {"not_applicable": True}, format="json"
     )
