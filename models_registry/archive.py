@@ -6,36 +6,17 @@ worker before `torch.jit.load`. It reads only the zip's central directory and sc
 
 from __future__ import annotations
 
-import io
-import pickletools
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+
+from models_registry.pickle_scan import PickleRefused, ScanResult, merge, scan_pickle_bytes
 
 MAX_ENTRIES = 50_000
 MAX_PICKLE_BYTES = 64 * 1024**2
 MAX_RATIO = 200  # a compressed member that expands more than this is treated as a bomb
 RATIO_FLOOR_BYTES = 1024**2  # small members may compress well; ignore their ratio
-
-# What a TorchScript archive's pickles may name. Anything else (os.system, builtins.eval, …) is hostile.
-ALLOWED_GLOBALS = frozenset(
-    {
-        "collections OrderedDict",
-        "torch._utils _rebuild_tensor_v2",
-        "torch._utils _rebuild_qtensor",
-        "torch._utils _rebuild_sparse_tensor",
-        "torch._utils _rebuild_parameter",
-        "torch.jit._pickle build_intlist",
-        "torch.jit._pickle build_doublelist",
-        "torch.jit._pickle build_boollist",
-        "torch.jit._pickle build_tensorlist",
-        "torch.jit._pickle build_tensor_from_id",
-        "torch.jit._pickle restore_type_tag",
-        "torch device",
-    }
-)
-_STORAGE_SUFFIX = "Storage"
 
 
 class ArchiveRejected(Exception):
@@ -51,6 +32,9 @@ class ArchiveFacts:
     code_files: int
     globals_seen: list[str] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)
+    storage_dtypes: list[str] = field(default_factory=list)  # of the tensors data.pkl stores (qint8 included)
+    qschemes: list[str] = field(default_factory=list)  # quantization schemes of its quantized tensors
+    pickles: int = 0
 
 
 def _describe_non_zip(head: bytes) -> str:
@@ -72,43 +56,18 @@ def check_member_name(name: str) -> None:
         raise ArchiveRejected(f"The archive contains an unsafe path ({name!r}); refused.")
 
 
-def scan_pickle(stream: BinaryIO, member: str) -> list[str]:
-    """Return the globals a pickle names, refusing any outside the TorchScript allow-list. Executes nothing."""
-    seen: list[str] = []
-    recent_strings: list[str] = []
+def is_pickle_member(name: str) -> bool:
+    """Every member torch.jit.load may unpickle: data.pkl, constants.pkl, code/*.debug_pkl, and the lite
+    interpreter's bytecode.pkl and debug maps."""
+    return name.endswith((".pkl", ".debug_pkl"))
+
+
+def scan_pickle(data: bytes, member: str) -> ScanResult:
+    """Follow one pickle symbolically (models_registry.pickle_scan); executes nothing."""
     try:
-        for opcode, arg, _pos in pickletools.genops(stream):
-            name = opcode.name
-            if name in {"GLOBAL", "INST"}:
-                ref = str(arg)
-            elif name == "STACK_GLOBAL":
-                if len(recent_strings) < 2:
-                    raise ArchiveRejected(f"{member}: a pickle global could not be resolved; refused.")
-                ref = f"{recent_strings[-2]} {recent_strings[-1]}"
-            else:
-                if isinstance(arg, str):
-                    recent_strings.append(arg)
-                    del recent_strings[:-2]
-                continue
-            module, _, attr = ref.partition(" ")
-            allowed = (
-                ref in ALLOWED_GLOBALS
-                or module == "__torch__"
-                or module.startswith("__torch__.")
-                or (module == "torch" and attr.endswith(_STORAGE_SUFFIX) and attr.isidentifier())
-            )
-            if not allowed:
-                raise ArchiveRejected(
-                    f"{member} refers to {module}.{attr}, which a TorchScript archive never needs: "
-                    "the file looks tampered with and was refused without being loaded."
-                )
-            if ref not in seen:
-                seen.append(ref)
-    except ArchiveRejected:
-        raise
-    except Exception as exc:  # pickletools raises ValueError and friends on a damaged stream
-        raise ArchiveRejected(f"{member} is damaged ({exc}); the archive was refused.") from exc
-    return seen
+        return scan_pickle_bytes(data, member)
+    except PickleRefused as exc:
+        raise ArchiveRejected(str(exc)) from exc
 
 
 def check_torchscript_archive(path: str | Path, *, max_uncompressed: int) -> ArchiveFacts:
@@ -151,21 +110,32 @@ def check_torchscript_archive(path: str | Path, *, max_uncompressed: int) -> Arc
                 f"The archive expands to {total} bytes, over the limit of {max_uncompressed}: "
                 "refused as a possible zip bomb."
             )
-        names = {info.filename for info in infos}
-        roots = sorted({name.split("/", 1)[0] for name in names if name.endswith("/data.pkl") and name.count("/") == 1})
-        if not roots:
+        names = [info.filename for info in infos]
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            raise ArchiveRejected(
+                f"The archive holds {repeated[0]!r} more than once: a loader could read another copy than the one "
+                "checked, so it was refused."
+            )
+        if not any(name.endswith("/data.pkl") and name.count("/") == 1 for name in names):
             raise ArchiveRejected(
                 "This zip file is not a PyTorch archive (no data.pkl). Save the model with torch.jit.save."
             )
-        root = roots[0]
+        # torch.jit.load reads the folder of the archive's first member, whatever the other members are called.
+        root = names[0].split("/", 1)[0]
+        if f"{root}/data.pkl" not in names or any(not name.startswith(f"{root}/") for name in names):
+            raise ArchiveRejected(
+                "The archive's members are not all in one folder with its data.pkl (torch.jit.save writes one): "
+                "a loader could read other pickles than the ones checked, so it was refused."
+            )
         code_files = [n for n in names if n.startswith(f"{root}/code/") and n.endswith(".py")]
         if not code_files or f"{root}/constants.pkl" not in names:
             raise ArchiveRejected(
                 "This is a torch.save checkpoint (a state_dict or pickled module), not TorchScript. Forge never "
                 "unpickles checkpoints: export with torch.jit.script(model) or torch.jit.trace and torch.jit.save."
             )
-        globals_seen: list[str] = []
-        for member in (f"{root}/data.pkl", f"{root}/constants.pkl"):
+        scans = []
+        for member in sorted(name for name in names if is_pickle_member(name)):
             info = archive.getinfo(member)
             if info.file_size > MAX_PICKLE_BYTES:
                 raise ArchiveRejected(f"{member} is {info.file_size} bytes, more than a TorchScript archive needs.")
@@ -173,9 +143,8 @@ def check_torchscript_archive(path: str | Path, *, max_uncompressed: int) -> Arc
                 data = archive.read(member)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
                 raise ArchiveRejected(f"{member} cannot be read: the archive is damaged ({exc}).") from exc
-            for ref in scan_pickle(io.BytesIO(data), member):
-                if ref not in globals_seen:
-                    globals_seen.append(ref)
+            scans.append(scan_pickle(data, member))
+        scanned = merge(scans)
         version = ""
         if f"{root}/version" in names:
             version = archive.read(f"{root}/version")[:16].decode("ascii", "replace").strip()
@@ -186,6 +155,9 @@ def check_torchscript_archive(path: str | Path, *, max_uncompressed: int) -> Arc
         uncompressed_bytes=total,
         format_version=version,
         code_files=len(code_files),
-        globals_seen=globals_seen,
+        globals_seen=scanned.globals_seen,
         extra_files=extra,
+        storage_dtypes=scanned.storage_dtypes,
+        qschemes=scanned.qschemes,
+        pickles=len(scans),
     )

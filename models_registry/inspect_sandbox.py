@@ -73,6 +73,41 @@ def describe_outputs(torch: Any, value: Any, path: str = "output") -> list[dict[
     ]
 
 
+def _tensors_in(torch: Any, value: Any, depth: int = 0) -> list[Any]:
+    if depth > 8:
+        return []
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for item in value for t in _tensors_in(torch, item, depth + 1)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors_in(torch, item, depth + 1)]
+    if (
+        isinstance(value, torch.ScriptObject)
+        and not isinstance(value, torch._C.ScriptModule)
+        and value._has_method("__getstate__")
+    ):
+        return _tensors_in(torch, value.__getstate__(), depth + 1)
+    return []
+
+
+def packed_weights(torch: Any, module: Any) -> list[Any]:
+    """Weights that are not parameters: quantized layers keep theirs in packed objects (LinearPackedParamsBase,
+    Conv2dPackedParamsBase), whose state holds the qint8 weight and float bias. Floating and quantized tensors only
+    (a packed convolution also keeps its strides and padding as an int16 tensor)."""
+    found = []
+    for _name, submodule in module.named_modules():
+        try:
+            attributes = torch._C.ConcreteModuleType.from_jit_type(submodule._c._type()).get_attributes()
+            values = [submodule._c.getattr(attribute) for attribute in attributes]
+            for value in values:
+                if isinstance(value, torch.ScriptObject) and not isinstance(value, torch._C.ScriptModule):
+                    found += [t for t in _tensors_in(torch, value) if t.is_floating_point() or t.is_quantized]
+        except Exception:  # noqa: S112 - a description, never a reason to refuse a model that loaded and runs
+            continue
+    return found
+
+
 def inspect(request: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     facts = check_torchscript_archive(request["artifact"], max_uncompressed=request["max_uncompressed"])
@@ -89,6 +124,8 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
     module.eval()
     params = list(module.parameters())
     buffers = list(module.buffers())
+    packed = packed_weights(torch, module)
+    parameter_dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in params})
     methods = sorted(module._c._method_names())
     if "forward" not in methods:
         raise Rejected("The TorchScript module has no forward method.")
@@ -112,7 +149,12 @@ def inspect(request: dict[str, Any]) -> dict[str, Any]:
         "parameter_tensors": len(params),
         "buffers": sum(b.numel() for b in buffers),
         "buffer_tensors": len(buffers),
-        "parameter_dtypes": sorted({str(p.dtype).removeprefix("torch.") for p in params}),
+        "parameter_dtypes": parameter_dtypes,
+        # A quantized model has few or no parameters: its weights are packed (and counted here).
+        "packed_parameters": sum(t.numel() for t in packed),
+        "weight_dtypes": sorted(set(parameter_dtypes) | {str(t.dtype).removeprefix("torch.") for t in packed}),
+        "stored_dtypes": facts.storage_dtypes,  # every tensor the archive stores, from the pickle scan
+        "quantization": facts.qschemes,
         "file_size": request.get("size"),
         "format_version": facts.format_version,
         "saved_with_torch": producer.get("torch_version"),

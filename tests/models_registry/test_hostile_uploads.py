@@ -25,6 +25,7 @@ from models_registry.models import ModelVersion, VersionStatus
 from models_registry.services import model_create, version_inspect
 from tests.api.helpers import bearer_client, error_of, mlp, storage_files, upload, upload_dir_files
 from tests.conftest import wait_for
+from tests.hostile_pickles import duplicate_member, memo_trick_protocol4, plain_exploit, swap_member
 from tests.torchscript_models import (
     MLP_SPEC,
     hostile_pickle_bytes,
@@ -58,7 +59,9 @@ def broken_code_archive() -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
-            if info.filename.endswith("tests/torchscript_models.py"):
+            # The class's code file; a mangled name (…/torchscript_models/___torch_mangle_3.py) when this process
+            # scripted the class before.
+            if "/code/__torch__/tests/torchscript_models" in info.filename and info.filename.endswith(".py"):
                 data = data.replace(b"return (net).forward(x, )", b"return (net).forward(x, ")
             dst.writestr(info, data)
     return out.getvalue()
@@ -97,6 +100,14 @@ HOSTILE_FILES = [
     ("truncated-archive", truncated, "bad_artifact", "damaged or truncated"),
     ("zip-bomb", zip_bomb, "bad_artifact", "zip bomb"),
     ("swapped-pickle", lambda: swapped_pickle_archive(mlp()), "bad_artifact", "looks tampered with"),
+    ("memo-trick", lambda: swap_member(mlp(), "/data.pkl", memo_trick_protocol4()), "bad_artifact", "os.system"),
+    ("payload-in-a-debug-pickle", lambda: swap_member(mlp(), ".debug_pkl", plain_exploit(2)), "bad_artifact", "system"),
+    (
+        "second-data-pkl",
+        lambda: duplicate_member(mlp(), "/data.pkl", plain_exploit(2)),
+        "bad_artifact",
+        "more than once",
+    ),
 ]
 
 
