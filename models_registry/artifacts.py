@@ -59,6 +59,16 @@ def upload_errors(request: HttpRequest) -> dict[str, str]:
     return getattr(request, "forge_upload_errors", {})
 
 
+def repeated_file_part(files: MultiValueDict) -> tuple[str, str] | None:
+    """(field, message) for the first file field sent more than once: a form keeps only the last part of a name,
+    so a second `artifact` would silently replace the first."""
+    for part in files:
+        count = len(files.getlist(part))
+        if count > 1:
+            return part, f"The upload has {count} file parts named {part!r}; send exactly one {part} file."
+    return None
+
+
 class HashingUploadHandler(FileUploadHandler):
     """Writes each uploaded file to disk in 1 MiB chunks, hashing as it goes; refuses a file over its limit."""
 

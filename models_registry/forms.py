@@ -8,6 +8,16 @@ from typing import Any
 
 from django import forms
 
+from models_registry.limits import (
+    DESCRIPTION_MAX,
+    INTENDED_USE_MAX,
+    METRICS_BYTES_MAX,
+    SOURCE_COMMIT_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TRAINING_DATA_MAX,
+    VERSION_MAX,
+)
 from models_registry.models import Alias, ModelVersion, RegisteredModel, RiskTier, VersionStatus
 from models_registry.selectors import MODEL_SORTS
 
@@ -40,17 +50,23 @@ class ModelFilterForm(forms.Form):
         return value if value in MODEL_SORTS else "name"
 
 
+# Room for TAGS_MAX tags of TAG_MAX characters and their separators; the service counts and checks each tag.
+TAGS_FIELD_MAX = TAGS_MAX * (TAG_MAX + 2)
+TAGS_HELP = f"Comma-separated, e.g. credit, retail: up to {TAGS_MAX} of letters, digits, '.', '_', '-' and ':'."
+
+
 class ModelEditForm(forms.Form):
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(required=False, max_length=DESCRIPTION_MAX, widget=forms.Textarea(attrs={"rows": 3}))
     risk_tier = forms.ChoiceField(choices=RiskTier.choices, initial=RiskTier.LIMITED)
     intended_use = forms.CharField(
         required=False,
+        max_length=INTENDED_USE_MAX,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Who uses its decisions, for what, and what not"}),
     )
     tags = forms.CharField(
         required=False,
-        max_length=1000,
-        help_text="Comma-separated, e.g. credit, retail",
+        max_length=TAGS_FIELD_MAX,
+        help_text=TAGS_HELP,
         widget=forms.TextInput(attrs={"placeholder": "credit, retail"}),
     )
 
@@ -77,7 +93,9 @@ class ModelCreateForm(ModelEditForm):
 
 
 class VersionUploadForm(forms.Form):
-    version = forms.CharField(max_length=64, widget=forms.TextInput(attrs={"placeholder": "1.0.0", "autofocus": True}))
+    version = forms.CharField(
+        max_length=VERSION_MAX, widget=forms.TextInput(attrs={"placeholder": "1.0.0", "autofocus": True})
+    )
     artifact = forms.FileField(
         label="TorchScript artifact",
         help_text="A file saved with torch.jit.save (.pt). It is never unpickled; a sandboxed worker inspects it.",
@@ -104,22 +122,30 @@ class VersionUploadForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".npz"}),
     )
     source_commit = forms.CharField(
-        required=False, max_length=80, widget=forms.TextInput(attrs={"placeholder": "git SHA", "class": "mono"})
+        required=False,
+        max_length=SOURCE_COMMIT_MAX,
+        widget=forms.TextInput(attrs={"placeholder": "git SHA", "class": "mono"}),
     )
     training_data = forms.CharField(
         required=False,
-        max_length=500,
+        max_length=TRAINING_DATA_MAX,
         label="Training data",
         widget=forms.TextInput(attrs={"placeholder": "s3://datasets/credit/2026-01 or a dataset id"}),
     )
     parent_version = forms.ChoiceField(required=False, label="Parent version")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(required=False, max_length=DESCRIPTION_MAX, widget=forms.Textarea(attrs={"rows": 3}))
     metrics = forms.CharField(
         required=False,
+        max_length=METRICS_BYTES_MAX,
         label="Metrics (optional JSON)",
         widget=forms.Textarea(attrs={"rows": 2, "class": "mono", "placeholder": '{"auc": 0.91, "ks": 0.42}'}),
     )
-    tags = forms.CharField(required=False, max_length=1000, widget=forms.TextInput(attrs={"placeholder": "baseline"}))
+    tags = forms.CharField(
+        required=False,
+        max_length=TAGS_FIELD_MAX,
+        help_text=TAGS_HELP,
+        widget=forms.TextInput(attrs={"placeholder": "baseline"}),
+    )
 
     def __init__(self, *args: Any, model: RegisteredModel, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

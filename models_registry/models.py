@@ -11,6 +11,10 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 name_validator = RegexValidator(
     NAME_RE, "Use letters, digits, '.', '_' or '-' (max 128), starting with a letter or digit."
 )
+VERSION_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+version_validator = RegexValidator(
+    VERSION_RE, "Use letters, digits, '.', '_' or '-' (max 64), starting with a letter or digit."
+)
 
 
 class RiskTier(models.TextChoices):
@@ -73,7 +77,7 @@ class ModelVersion(models.Model):
     """One immutable artifact of a model, content-addressed by SHA-256, with what inspection found."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
-    version = models.CharField(max_length=64, validators=[name_validator])
+    version = models.CharField(max_length=64, validators=[version_validator])
     description = models.TextField(blank=True)
     status = models.CharField(
         max_length=16, choices=VersionStatus.choices, default=VersionStatus.VALIDATING, db_index=True

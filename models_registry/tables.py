@@ -16,6 +16,11 @@ from urllib.parse import quote
 from django.utils.safestring import SafeString, mark_safe
 
 EMPTY = '<span class="faint">—</span>'
+DESCRIPTION_PREVIEW = 240  # characters of a description the list shows (the model page shows all of it)
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= DESCRIPTION_PREVIEW else text[: DESCRIPTION_PREVIEW - 1].rstrip() + "…"
 
 
 def _tags(names: list[str]) -> str:
@@ -64,7 +69,7 @@ def model_table_rows(rows: Iterable[dict[str, Any]], *, model_url: str, version_
     for row in rows:
         updated = row["updated_at"]
         name = _e(row["name"])
-        description = _e(row["description"])
+        description = _e(_preview(row["description"]))
         tier = _e(row["risk_tier"])
         sub = f'<div class="cell-sub" title="{description}">{description}</div>' if description else ""
         url = _e(model_url.replace("__name__", row["name"]))

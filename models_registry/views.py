@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from forge_site.roles import require_action, user_can
 from forge_site.selectors import job_status_counts
 from models_registry import selectors, services
-from models_registry.artifacts import artifact_storage, human_bytes, upload_errors
+from models_registry.artifacts import artifact_storage, human_bytes, repeated_file_part, upload_errors
 from models_registry.forms import (
     INPUT_SPEC_EXAMPLE,
     AliasAtForm,
@@ -299,6 +299,12 @@ def version_upload(request: HttpRequest, name: str) -> HttpResponse:
         for field, message in refused.items():
             form.add_error(field if field in form.fields else None, message)
         return _upload_failure(request, form, model, code="too_large", status=413)
+    repeated = repeated_file_part(request.FILES)
+    if repeated is not None:
+        form.is_valid()
+        form._errors = ErrorDict()  # type: ignore[attr-defined]
+        form.add_error(repeated[0] if repeated[0] in form.fields else None, repeated[1])
+        return _upload_failure(request, form, model, code="repeated_part", status=400)
     if not form.is_valid():
         return _upload_failure(request, form, model, code="invalid", status=400)
     data = form.cleaned_data

@@ -9,6 +9,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from forge_site.api_inputs import StrictCharField, StrictChoiceField, StrictSerializer
+from models_registry.limits import (
+    DESCRIPTION_MAX,
+    INTENDED_USE_MAX,
+    SOURCE_COMMIT_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TRAINING_DATA_MAX,
+    VERSION_MAX,
+)
 from models_registry.models import NAME_RE, RiskTier
 
 # NAME_RE's `$` also matches before a final newline in Python; the schema's (ECMA) reading of it does not.
@@ -37,7 +46,14 @@ class TagListField(serializers.ListField):
     """Tags as a JSON list of strings; in a multipart upload, repeated fields (`-F tags=a -F tags=b`), and there
     an item may also hold several, comma-separated. A JSON string is not a list and is refused."""
 
-    child = StrictCharField(max_length=64, allow_blank=True)
+    child = StrictCharField(max_length=TAG_MAX, allow_blank=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", TAGS_MAX)
+        kwargs.setdefault(
+            "help_text", f"at most {TAGS_MAX} tags of letters, digits, '.', '_', '-' and ':' ({TAG_MAX} characters)"
+        )
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, list) and all(isinstance(item, str) for item in data):
@@ -61,9 +77,9 @@ class TagNamesField(serializers.Field):
 
 class ModelCreateInput(StrictSerializer):
     name = NameField()
-    description = StrictCharField(required=False, allow_blank=True, default="")
+    description = StrictCharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
     risk_tier = StrictChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
-    intended_use = StrictCharField(required=False, allow_blank=True, default="")
+    intended_use = StrictCharField(required=False, allow_blank=True, default="", max_length=INTENDED_USE_MAX)
     tags = TagListField(required=False, default=list)
 
 
@@ -71,9 +87,9 @@ class ModelUpdateInput(StrictSerializer):
     read_only_fields = (
         "name", "owner", "version_count", "latest_version", "aliases", "created_at", "updated_at",
     )  # fmt: skip
-    description = StrictCharField(required=False, allow_blank=True)
+    description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     risk_tier = StrictChoiceField(choices=RiskTier.choices, required=False)
-    intended_use = StrictCharField(required=False, allow_blank=True)
+    intended_use = StrictCharField(required=False, allow_blank=True, max_length=INTENDED_USE_MAX)
     tags = TagListField(required=False)
 
 
@@ -131,9 +147,14 @@ def model_row_out(row: dict[str, Any]) -> dict[str, Any]:
 
 # --- versions -------------------------------------------------------------------------------------------------------
 
+METRICS_HELP = (
+    "JSON object: metric name (1-64 characters) -> finite number, text (256 characters), true/false, null, a list "
+    "(256 items) of those, or an object; at most 100 entries, 3 levels, 32 KiB (docs/api.md, Limits)"
+)
+
 
 class VersionCreateInput(StrictSerializer):
-    version = NameField(max_length=64)
+    version = NameField(max_length=VERSION_MAX)
     # Empty files pass here so the service gives the one message for them ("The artifact file is empty.").
     artifact = serializers.FileField(allow_empty_file=True, use_url=False)
     input_spec = serializers.CharField(
@@ -147,12 +168,16 @@ class VersionCreateInput(StrictSerializer):
     sample_inputs = serializers.FileField(
         required=False, allow_empty_file=True, use_url=False, help_text=".npz (numpy.savez) of arrays named as inputs"
     )
-    source_commit = serializers.CharField(required=False, allow_blank=True, max_length=80, default="")
-    training_data = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-    parent_version = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    source_commit = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_COMMIT_MAX, default="", trim_whitespace=False
+    )
+    training_data = serializers.CharField(
+        required=False, allow_blank=True, max_length=TRAINING_DATA_MAX, default="", trim_whitespace=False
+    )
+    parent_version = serializers.CharField(required=False, allow_blank=True, max_length=VERSION_MAX, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
     tags = TagListField(required=False, default=list)
-    metrics = serializers.JSONField(required=False, help_text="JSON object of metric name -> number")
+    metrics = serializers.JSONField(required=False, help_text=METRICS_HELP)
 
 
 class VersionUpdateInput(StrictSerializer):
@@ -160,8 +185,8 @@ class VersionUpdateInput(StrictSerializer):
         "model", "version", "status", "reason", "sha256", "size", "original_filename", "input_spec", "lineage",
         "created_by", "created_at", "inspection", "onnx", "sample_inputs", "job_id", "jobs",
     )  # fmt: skip
-    description = StrictCharField(required=False, allow_blank=True)
-    metrics = serializers.DictField(required=False, help_text="JSON object of metric name -> value (a number)")
+    description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
+    metrics = serializers.DictField(required=False, help_text=METRICS_HELP)
     tags = TagListField(required=False)
 
 

@@ -27,7 +27,7 @@ from forge_site.pagination import LazyPageNumberPagination
 from models_registry import selectors, services
 from models_registry.api import serializers as s
 from models_registry.api.filters import ModelFilter, VersionFilter
-from models_registry.artifacts import artifact_storage, upload_errors
+from models_registry.artifacts import artifact_storage, repeated_file_part, upload_errors
 from models_registry.models import Alias, ModelVersion, RegisteredModel
 from models_registry.services import RegistryError
 
@@ -165,6 +165,9 @@ class VersionListCreateView(generics.ListAPIView):
         if too_large:
             field, message = next(iter(too_large.items()))
             raise ApiError(message, code="too_large", field=field, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        repeated = repeated_file_part(request.FILES)
+        if repeated is not None:
+            raise ApiError(repeated[1], code="repeated_part", field=repeated[0])
         data = s.VersionCreateInput(data=payload)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)

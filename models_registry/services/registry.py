@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,17 @@ from models_registry.artifacts import (
     artifact_store,
 )
 from models_registry.input_spec import InputSpecError, normalize_input_spec
+from models_registry.limits import (
+    DESCRIPTION_MAX,
+    INTENDED_USE_MAX,
+    SOURCE_COMMIT_MAX,
+    TRAINING_DATA_MAX,
+    VERSION_MAX,
+    LimitError,
+    check_metrics,
+    check_text,
+    clean_tags,
+)
 from models_registry.models import (
     Alias,
     AliasAssignment,
@@ -37,6 +49,7 @@ from models_registry.models import (
     Tag,
     VersionStatus,
     name_validator,
+    version_validator,
 )
 
 INSPECT_TASK = "models_registry.inspect_version"
@@ -53,17 +66,26 @@ class RegistryError(Exception):
         self.status = status
 
 
+@contextmanager
+def _within_limits() -> Iterator[None]:
+    """A limits.LimitError as the registry's refusal (400, naming the field)."""
+    try:
+        yield
+    except LimitError as exc:
+        raise RegistryError(exc.message, field=exc.field) from exc
+
+
 def _clean_tags(tags: Iterable[str] | None) -> list[str]:
-    cleaned = []
-    for raw in tags or []:
-        tag = str(raw).strip().lower()
-        if not tag:
-            continue
-        if len(tag) > 64:
-            raise RegistryError(f"Tag {tag[:20]!r}… is longer than 64 characters.", field="tags")
-        if tag not in cleaned:
-            cleaned.append(tag)
-    return cleaned
+    with _within_limits():
+        return clean_tags(tags)
+
+
+def _check_model_text(description: str | None, intended_use: str | None) -> None:
+    with _within_limits():
+        if description is not None:
+            check_text(description, field="description", limit=DESCRIPTION_MAX)
+        if intended_use is not None:
+            check_text(intended_use, field="intended_use", limit=INTENDED_USE_MAX)
 
 
 def _tag_objects(names: list[str]) -> list[Tag]:
@@ -77,7 +99,7 @@ def _tag_objects(names: list[str]) -> list[Tag]:
 
 def _validate_name(value: str, field: str) -> None:
     try:
-        name_validator(value)
+        (version_validator if field in {"version", "parent_version"} else name_validator)(value)
     except ValidationError as exc:
         raise RegistryError(f"{field} {value!r}: {exc.messages[0]}", field=field) from exc
 
@@ -105,6 +127,7 @@ def model_create(
     _validate_name(name, "name")
     if risk_tier not in RiskTier.values:
         raise RegistryError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", field="risk_tier")
+    _check_model_text(description, intended_use)
     tag_names = _clean_tags(tags)
     if (taken := _name_taken(name)) is not None:
         raise taken
@@ -145,6 +168,8 @@ def model_update(
     tags: Iterable[str] | None = None,
 ) -> RegisteredModel:
     """Edit a model's metadata (never its name)."""
+    _check_model_text(description, intended_use)
+    tag_names = _clean_tags(tags) if tags is not None else None
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     before = _model_snapshot(model)
     if description is not None:
@@ -156,8 +181,8 @@ def model_update(
             raise RegistryError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", field="risk_tier")
         model.risk_tier = risk_tier
     model.save()
-    if tags is not None:
-        model.tags.set(_tag_objects(_clean_tags(tags)))
+    if tag_names is not None:
+        model.tags.set(_tag_objects(tag_names))
     after = _model_snapshot(model)
     if after != before:
         audit_record(actor=actor, action="model.update", obj=model, before=before, after=after)
@@ -217,6 +242,11 @@ def version_create(
         raise RegistryError("Give an input_spec (or sample_inputs) so the model can be dry-run.", field="input_spec")
     _check_metrics(metrics)
     tag_names = _clean_tags(tags)
+    with _within_limits():
+        check_text(description, field="description", limit=DESCRIPTION_MAX)
+        check_text(source_commit, field="source_commit", limit=SOURCE_COMMIT_MAX, one_line=True)
+        check_text(training_data, field="training_data", limit=TRAINING_DATA_MAX, one_line=True)
+        check_text(parent_version, field="parent_version", limit=VERSION_MAX, one_line=True)
     parent = None
     if parent_version:
         parent = ModelVersion.objects.filter(model=model, version=parent_version).first()
@@ -266,8 +296,8 @@ def version_create(
                 sample_inputs_sha256=sample_file.sha256 if sample_file else "",
                 sample_inputs_size=sample_file.size if sample_file else None,
                 input_spec=spec,
-                source_commit=source_commit[:80],
-                training_data=training_data[:500],
+                source_commit=source_commit,
+                training_data=training_data,
                 parent=parent,
                 metrics=metrics or {},
                 created_by=created_by,
@@ -368,6 +398,8 @@ def _check_metrics(metrics: Any) -> None:
         raise RegistryError(
             "metrics hold a number too large for JSON (it reads as infinity); send a finite number.", field="metrics"
         ) from None
+    with _within_limits():
+        check_metrics(metrics)
     surrogate = surrogate_in(metrics)
     if surrogate:
         raise RegistryError(
@@ -387,16 +419,21 @@ def version_update_metadata(
     tags: Iterable[str] | None = None,
 ) -> ModelVersion:
     """Edit what may change on a version: description, metrics, tags. The artifact and hash never change."""
+    if description is not None:
+        with _within_limits():
+            check_text(description, field="description", limit=DESCRIPTION_MAX)
+    if metrics is not None:
+        _check_metrics(metrics)
+    tag_names = _clean_tags(tags) if tags is not None else None
     mv = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
     before = {"description": mv.description, "metrics": mv.metrics, "tags": sorted(t.name for t in mv.tags.all())}
     if description is not None:
         mv.description = description
     if metrics is not None:
-        _check_metrics(metrics)
         mv.metrics = metrics
     mv.save(update_fields=["description", "metrics"])
-    if tags is not None:
-        mv.tags.set(_tag_objects(_clean_tags(tags)))
+    if tag_names is not None:
+        mv.tags.set(_tag_objects(tag_names))
     after = {"description": mv.description, "metrics": mv.metrics, "tags": sorted(t.name for t in mv.tags.all())}
     if after != before:
         audit_record(
