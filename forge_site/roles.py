@@ -47,6 +47,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "version.upload": frozenset({Role.ENGINEER}),
     "version.download": frozenset({Role.ENGINEER, Role.OFFICER}),
     "version.evaluate": frozenset({Role.ENGINEER}),
+    "model.retire": frozenset({Role.ENGINEER, Role.MANAGER}),
+    "version.retire": frozenset({Role.ENGINEER, Role.MANAGER}),
     "job.view": _ALL,
     "job.cancel": frozenset({Role.ENGINEER}),
     "audit.view": frozenset({Role.OFFICER}),

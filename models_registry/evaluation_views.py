@@ -16,10 +16,10 @@ from django.views.decorators.http import require_POST, require_safe
 from forge_site.models import Job, JobStatus
 from forge_site.roles import require_action
 from forge_site.views import job_or_404
-from models_registry import evidence, selectors, services
+from models_registry import evidence, services
 from models_registry.forms import BenchmarkRunForm, ParityRunForm
 from models_registry.models import ModelVersion
-from models_registry.views import _is_htmx, _model_or_404, _version_context, _version_or_404
+from models_registry.views import _is_htmx, _model_or_404, _version_context, _version_or_404, _version_page_context
 
 EVALUATION_KINDS = ("parity", "benchmark")
 
@@ -28,10 +28,7 @@ def _version_page(
     request: HttpRequest, mv: ModelVersion, form: ParityRunForm | BenchmarkRunForm, status: int
 ) -> HttpResponse:
     """The version page again, with the refused form showing its errors (and the other form fresh)."""
-    context = _version_context(request, mv)
-    current = selectors.alias_current(model=mv.model)
-    context["holds"] = [alias for alias, holder in current.items() if holder.pk == mv.pk]
-    context["children"] = list(mv.children.order_by("-created_at").values_list("version", flat=True)[:20])
+    context = _version_page_context(request, mv)
     context["parity_form"] = form if isinstance(form, ParityRunForm) else ParityRunForm(version=mv)
     context["benchmark_form"] = form if isinstance(form, BenchmarkRunForm) else BenchmarkRunForm()
     context["form_errors_in"] = "parity" if isinstance(form, ParityRunForm) else "benchmark"

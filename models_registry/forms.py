@@ -12,6 +12,7 @@ from models_registry.limits import (
     DESCRIPTION_MAX,
     INTENDED_USE_MAX,
     METRICS_BYTES_MAX,
+    REASON_MAX,
     SOURCE_COMMIT_MAX,
     TAG_MAX,
     TAGS_MAX,
@@ -171,6 +172,25 @@ class VersionUploadForm(forms.Form):
         return value
 
 
+class RetireForm(forms.Form):
+    """Retiring a model or a version: a reason for the record, and a box to tick that says what it means."""
+
+    reason = forms.CharField(
+        max_length=REASON_MAX,
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "Why, for the record: replaced by 2.0, data withdrawn…"}
+        ),
+    )
+    confirm = forms.BooleanField(
+        label="I understand: it stays in the registry with its records, and can no longer be evaluated, promoted, "
+        "aliased or served. Retiring is final."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "retire")
+        super().__init__(*args, **kwargs)
+
+
 class AliasAtForm(forms.Form):
     alias = forms.ChoiceField(choices=Alias.choices)
     at = forms.DateTimeField(label="On (UTC)")
@@ -231,7 +251,8 @@ class ParityRunForm(RunSubmission):
         kwargs.setdefault("prefix", "parity")
         super().__init__(*args, **kwargs)
         others = (
-            ModelVersion.objects.filter(model_id=version.model_id, status=VersionStatus.READY)
+            ModelVersion.objects.usable()  # a retired version cannot be evaluated, not even as a reference
+            .filter(model_id=version.model_id)
             .exclude(pk=version.pk)
             .order_by("-created_at")
             .values_list("version", flat=True)

@@ -22,6 +22,7 @@ INTENDED_USE_MAX = 5_000
 SOURCE_COMMIT_MAX = 80
 TRAINING_DATA_MAX = 500
 REASON_MAX = 2_000  # why a model or version was retired
+ALIAS_REASON_MAX = 500  # why an alias moved
 METRICS_MAX = 100  # entries, counted at every level
 METRIC_KEY_MAX = 64
 METRIC_TEXT_MAX = 256

@@ -62,6 +62,13 @@ class RegisteredModel(models.Model):
     latest_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Retired (NIST AI RMF GOVERN 1.7): kept with its versions and records, but none of them can be evaluated,
+    # promoted, aliased or served any more.
+    retired_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retired_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -71,6 +78,13 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
+    def usable(self) -> ModelVersionQuerySet:
+        """Versions that may be evaluated, promoted, aliased or served: ready, and neither they nor their model
+        retired (the queryset form of ModelVersion.is_usable)."""
+        return self.filter(status=VersionStatus.READY, retired_at__isnull=True, model__retired_at__isnull=True)
 
 
 class ModelVersion(models.Model):
@@ -102,6 +116,13 @@ class ModelVersion(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="versions")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    retired_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retired_reason = models.TextField(blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -109,6 +130,26 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name}:{self.version}"
+
+    @property
+    def is_retired(self) -> bool:
+        """Retired itself, or through its model."""
+        return self.retired_at is not None or self.model.retired_at is not None
+
+    @property
+    def is_usable(self) -> bool:
+        """May be evaluated, promoted, aliased or served: ready, and neither it nor its model is retired."""
+        return self.status == VersionStatus.READY and not self.is_retired
+
+    def unusable_reason(self) -> str:
+        """Why the version may not be used, in words for a person (empty when it may)."""
+        if self.model.retired_at is not None:
+            return f"{self} is retired with its model ({self.model.retired_reason})"
+        if self.retired_at is not None:
+            return f"{self} is retired ({self.retired_reason})"
+        if self.status != VersionStatus.READY:
+            return f"{self} is {self.status}, not ready"
+        return ""
 
 
 class AliasAssignment(models.Model):

@@ -48,6 +48,10 @@ MODEL_ROW_FIELDS = (
     "latest_version__version",
     "latest_version__status",
     "latest_version__created_at",
+    "latest_version__retired_at",
+    "retired_at",
+    "retired_reason",
+    "retired_by__username",
 )
 VERSION_ROW_FIELDS = (
     "pk",
@@ -66,6 +70,12 @@ VERSION_ROW_FIELDS = (
     "metrics",
     "created_by__username",
     "created_at",
+    "retired_at",
+    "retired_reason",
+    "retired_by__username",
+    "model__retired_at",
+    "model__retired_reason",
+    "model__retired_by__username",
 )
 
 
@@ -100,6 +110,8 @@ def model_page_rows(page: QuerySet[RegisteredModel]) -> list[dict[str, Any]]:
         row["created_at"] = _db_timestamp(row["created_at"])
         row["updated_at"] = _db_timestamp(row["updated_at"])
         row["latest_version__created_at"] = _db_timestamp(row["latest_version__created_at"])
+        row["latest_version__retired_at"] = _db_timestamp(row["latest_version__retired_at"])
+        row["retired_at"] = _db_timestamp(row["retired_at"])
         row["tags"] = tags.get(row["pk"], [])
         row["aliases"] = aliases[row["pk"]]
     return rows
@@ -115,6 +127,8 @@ def version_page_rows(page: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
         row["input_spec"] = _db_json(row["input_spec"])
         row["metrics"] = _db_json(row["metrics"])
         row["created_at"] = _db_timestamp(row["created_at"])
+        row["retired_at"] = _db_timestamp(row["retired_at"])
+        row["model__retired_at"] = _db_timestamp(row["model__retired_at"])
         row["tags"] = tags.get(row["pk"], [])
     return rows
 
@@ -220,7 +234,7 @@ def model_list(
 ) -> QuerySet[RegisteredModel]:
     """Models matching the filters as instances, with tags, current aliases and latest version prefetched."""
     qs = model_search(search=search, tag=tag, risk_tier=risk_tier, status=status, sort=sort).select_related(
-        "owner", "latest_version"
+        "owner", "latest_version", "retired_by"
     )
     qs = qs.prefetch_related(
         "tags",
@@ -248,22 +262,30 @@ def model_by_name(name: str) -> RegisteredModel | None:
 
 
 def model_get(*, name: str) -> RegisteredModel:
-    return RegisteredModel.objects.select_related("owner").prefetch_related("tags").get(name=name)
+    return RegisteredModel.objects.select_related("owner", "retired_by").prefetch_related("tags").get(name=name)
 
 
 def version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
     return (
         ModelVersion.objects.filter(model=model)
         .defer("inspection")  # the largest column, and no list shows it
-        .select_related("parent", "created_by", "model")
+        .select_related("parent", "created_by", "model", "retired_by", "model__retired_by")
         .prefetch_related("tags")
         .order_by("-created_at", "-pk")
     )
 
 
+def version_usable(*, model: RegisteredModel | None = None) -> QuerySet[ModelVersion]:
+    """Versions that may be evaluated, promoted, aliased or served (ModelVersion.is_usable), newest first."""
+    qs = ModelVersion.objects.usable().select_related("model")
+    if model is not None:
+        qs = qs.filter(model=model)
+    return qs.order_by("-created_at", "-pk")
+
+
 def version_get(*, model_name: str, version: str) -> ModelVersion:
     return (
-        ModelVersion.objects.select_related("model", "parent", "created_by")
+        ModelVersion.objects.select_related("model", "parent", "created_by", "retired_by", "model__retired_by")
         .prefetch_related("tags")
         .get(model__name=model_name, version=version)
     )

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from django.utils.safestring import SafeString, mark_safe
 
 EMPTY = '<span class="faint">—</span>'
+RETIRED = ' <span class="badge badge-retired">retired</span>'
 DESCRIPTION_PREVIEW = 240  # characters of a description the list shows (the model page shows all of it)
 
 
@@ -35,9 +36,10 @@ def _latest(row: dict[str, Any], version_url: str) -> str:
         return '<span class="faint">no versions</span>'
     status = _e(row["latest_version__status"])
     url = version_url.replace("__name__", row["name"]).replace("__version__", version)
+    retired = RETIRED if row["latest_version__retired_at"] else ""
     return (
         f'<a class="mono" href="{_e(url)}">{_e(version)}</a> '
-        f'<span class="badge badge-{status}" data-status="{status}">{status}</span>'
+        f'<span class="badge badge-{status}" data-status="{status}">{status}</span>{retired}'
     )
 
 
@@ -73,8 +75,9 @@ def model_table_rows(rows: Iterable[dict[str, Any]], *, model_url: str, version_
         tier = _e(row["risk_tier"])
         sub = f'<div class="cell-sub" title="{description}">{description}</div>' if description else ""
         url = _e(model_url.replace("__name__", row["name"]))
+        retired = RETIRED if row["retired_at"] else ""
         html.append(
-            f'<tr><td><a class="cell-title" href="{url}">{name}</a>{sub}</td>'
+            f'<tr><td><a class="cell-title" href="{url}">{name}</a>{retired}{sub}</td>'
             f'<td><span class="tier tier-{tier}">{tier.capitalize()}</span></td>'
             f'<td class="tags-cell">{_tags(row["tags"])}</td>'
             f'<td class="nowrap">{_latest(row, version_url)}</td>'

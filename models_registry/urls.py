@@ -11,8 +11,10 @@ urlpatterns = [
     path("panel/", views.dashboard_panel, name="dashboard_panel"),
     path("models/<str:name>/", views.model_detail, name="model_detail"),
     path("models/<str:name>/edit/", views.model_edit, name="model_edit"),
+    path("models/<str:name>/retire/", views.model_retire, name="model_retire"),
     path("models/<str:name>/upload/", views.version_upload, name="version_upload"),
     path("models/<str:name>/versions/<str:version>/", views.version_detail, name="version_detail"),
+    path("models/<str:name>/versions/<str:version>/retire/", views.version_retire, name="version_retire"),
     path(
         "models/<str:name>/versions/<str:version>/download/<str:kind>/",
         views.version_download,

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -15,7 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from forge_site.roles import require_action, user_can
 from forge_site.selectors import job_status_counts
@@ -29,6 +30,7 @@ from models_registry.forms import (
     ModelEditForm,
     ModelFilterForm,
     ParityRunForm,
+    RetireForm,
     VersionUploadForm,
 )
 from models_registry.models import Alias, ModelVersion, RegisteredModel, VersionStatus
@@ -173,10 +175,7 @@ def model_edit(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "models_registry/model_form.html", context, status=status)
 
 
-@require_action("registry.view")
-@require_safe
-def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = _model_or_404(name)
+def _model_context(request: HttpRequest, model: RegisteredModel) -> dict[str, Any]:
     versions = Paginator(selectors.version_list(model=model), VERSION_PAGE_SIZE).get_page(request.GET.get("page"))
     holder_form = AliasAtForm(request.GET if "at" in request.GET else None, initial={"alias": Alias.CHAMPION})
     holder = None
@@ -190,7 +189,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         row.current_alias_names = [  # type: ignore[attr-defined]
             alias for alias, holder in current.items() if holder.pk == row.pk
         ]
-    context = {
+    can_retire = model.retired_at is None and user_can(request.user, "model.retire")
+    return {
         "model": model,
         "versions": versions,
         "aliases": [(alias, label, current.get(alias)) for alias, label in Alias.choices],
@@ -198,14 +198,61 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "holder_form": holder_form,
         "holder": holder,
         "holder_asked": holder_form.is_bound and holder_form.is_valid(),
+        "retire_form": RetireForm() if can_retire else None,
     }
-    return render(request, "models_registry/model_detail.html", context)
+
+
+@require_action("registry.view")
+@require_safe
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = _model_or_404(name)
+    return render(request, "models_registry/model_detail.html", _model_context(request, model))
+
+
+@require_action("model.retire")
+@require_POST
+def model_retire(request: HttpRequest, name: str) -> HttpResponse:
+    model = _model_or_404(name)
+    form = RetireForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            services.model_retire(model=model, actor=request.user, reason=form.cleaned_data["reason"])
+        except services.RegistryError as exc:
+            _show_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"{model.name} is retired, with every version it has.")
+            return redirect("registry:model_detail", name=model.name)
+    context = _model_context(request, model)
+    context["retire_form"] = form
+    return render(request, "models_registry/model_detail.html", context, status=status)
+
+
+@require_action("version.retire")
+@require_POST
+def version_retire(request: HttpRequest, name: str, version: str) -> HttpResponse:
+    mv = _version_or_404(name, version)
+    form = RetireForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            services.version_retire(version=mv, actor=request.user, reason=form.cleaned_data["reason"])
+        except services.RegistryError as exc:
+            _show_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"{mv} is retired.")
+            return redirect("registry:version_detail", name=name, version=version)
+    context = _version_page_context(request, mv)
+    context["retire_form"] = form
+    return render(request, "models_registry/version_detail.html", context, status=status)
 
 
 def _version_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     inspection = version.inspection or {}
-    ready = version.status == VersionStatus.READY  # runs can only be started on a ready version
-    can_evaluate = ready and user_can(request.user, "version.evaluate")
+    ready = version.status == VersionStatus.READY  # runs are listed for a ready version (retired ones included)
+    can_evaluate = version.is_usable and user_can(request.user, "version.evaluate")
     parity_runs = list(selectors.version_evaluations(version=version, kind="parity")[:20]) if ready else []
     benchmark_runs = list(selectors.version_evaluations(version=version, kind="benchmark")[:20]) if ready else []
     return {
@@ -226,18 +273,25 @@ def _version_context(request: HttpRequest, version: ModelVersion) -> dict[str, A
     }
 
 
+def _version_page_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
+    """What the whole version page shows besides the live part."""
+    context = _version_context(request, version)
+    current = selectors.alias_current(model=version.model)
+    context["holds"] = [alias for alias, holder in current.items() if holder.pk == version.pk]
+    context["children"] = list(version.children.order_by("-created_at").values_list("version", flat=True)[:20])
+    can_retire = not version.is_retired and user_can(request.user, "version.retire")
+    context["retire_form"] = RetireForm() if can_retire else None
+    return context
+
+
 @require_action("registry.view")
 @require_safe
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     mv = _version_or_404(name, version)
-    context = _version_context(request, mv)
     if _is_htmx(request):
-        response = render(request, "models_registry/inc/version_live.html", context)
+        response = render(request, "models_registry/inc/version_live.html", _version_context(request, mv))
     else:
-        current = selectors.alias_current(model=mv.model)
-        context["holds"] = [alias for alias, holder in current.items() if holder.pk == mv.pk]
-        context["children"] = list(mv.children.order_by("-created_at").values_list("version", flat=True)[:20])
-        response = render(request, "models_registry/version_detail.html", context)
+        response = render(request, "models_registry/version_detail.html", _version_page_context(request, mv))
     patch_vary_headers(response, ["HX-Request"])
     return response
 

@@ -46,6 +46,9 @@ class ModelFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(
         choices=VersionStatus.choices, method="filter_status", help_text="models with a version in this status"
     )
+    retired = django_filters.BooleanFilter(
+        field_name="retired_at", lookup_expr="isnull", exclude=True, help_text="true: retired models only"
+    )
     ordering = StableOrderingFilter(
         fields=(
             ("name", "name"),
@@ -77,6 +80,12 @@ class ModelFilter(CachedFormFilterSet):
 class VersionFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
     tag = django_filters.CharFilter(method="filter_tag", help_text="versions carrying this tag")
+    retired = django_filters.BooleanFilter(
+        method="filter_retired", help_text="true: versions retired (themselves or with their model)"
+    )
+    usable = django_filters.BooleanFilter(
+        method="filter_usable", help_text="true: ready and not retired (may be evaluated, promoted or served)"
+    )
 
     class Meta:
         model = ModelVersion
@@ -85,3 +94,15 @@ class VersionFilter(CachedFormFilterSet):
     def filter_tag(self, qs: QuerySet[ModelVersion], name: str, value: str) -> QuerySet[ModelVersion]:
         value = value.strip().lower()
         return qs.filter(tags__name=value) if value else qs
+
+    def filter_retired(self, qs: QuerySet[ModelVersion], name: str, value: bool | None) -> QuerySet[ModelVersion]:
+        if value is None:
+            return qs
+        retired = Q(retired_at__isnull=False) | Q(model__retired_at__isnull=False)
+        return qs.filter(retired) if value else qs.exclude(retired)
+
+    def filter_usable(self, qs: QuerySet[ModelVersion], name: str, value: bool | None) -> QuerySet[ModelVersion]:
+        if value is None:
+            return qs
+        usable = ModelVersion.objects.usable().values("pk")
+        return qs.filter(pk__in=usable) if value else qs.exclude(pk__in=usable)

@@ -12,6 +12,7 @@ from forge_site.api_inputs import StrictCharField, StrictChoiceField, StrictSeri
 from models_registry.limits import (
     DESCRIPTION_MAX,
     INTENDED_USE_MAX,
+    REASON_MAX,
     SOURCE_COMMIT_MAX,
     TAG_MAX,
     TAGS_MAX,
@@ -61,6 +62,13 @@ class TagListField(serializers.ListField):
         return super().to_internal_value(data)
 
 
+def _iso(retired: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The retirement instant written as DRF writes datetimes, as list rows write theirs."""
+    if retired is not None:
+        retired = {**retired, "at": serializers.DateTimeField().to_representation(retired["at"])}
+    return retired
+
+
 @extend_schema_field({"type": "array", "items": {"type": "string"}})
 class TagNamesField(serializers.Field):
     """A many-to-many of tags as a list of names, read from the prefetched rows."""
@@ -70,6 +78,40 @@ class TagNamesField(serializers.Field):
 
     def to_representation(self, value: Any) -> list[str]:
         return [tag.name for tag in value.all()]
+
+
+# --- retirement -----------------------------------------------------------------------------------------------------
+
+
+class RetiredOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    by = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+    scope = serializers.ChoiceField(
+        choices=["model", "version"], help_text="version: retired itself; model: retired with its model"
+    )
+
+
+class RetireInput(StrictSerializer):
+    reason = StrictCharField(max_length=REASON_MAX, help_text="why it is retired; kept on the record")
+
+
+def retired_out(at: Any, by: Any, reason: str, scope: str) -> dict[str, Any] | None:
+    """RetiredOut's shape (None when `at` is None); `by` is a user or a username."""
+    if at is None:
+        return None
+    name = getattr(by, "username", by)
+    return {"at": at, "by": name, "reason": reason, "scope": scope}
+
+
+def model_retired(model: Any) -> dict[str, Any] | None:
+    return retired_out(model.retired_at, model.retired_by, model.retired_reason, "model")
+
+
+def version_retired(version: Any) -> dict[str, Any] | None:
+    """A version's own retirement, or else its model's."""
+    own = retired_out(version.retired_at, version.retired_by, version.retired_reason, "version")
+    return own or model_retired(version.model)
 
 
 # --- models ---------------------------------------------------------------------------------------------------------
@@ -85,7 +127,7 @@ class ModelCreateInput(StrictSerializer):
 
 class ModelUpdateInput(StrictSerializer):
     read_only_fields = (
-        "name", "owner", "version_count", "latest_version", "aliases", "created_at", "updated_at",
+        "name", "owner", "version_count", "latest_version", "aliases", "created_at", "updated_at", "retired",
     )  # fmt: skip
     description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     risk_tier = StrictChoiceField(choices=RiskTier.choices, required=False)
@@ -117,6 +159,11 @@ class ModelOut(serializers.Serializer):
     aliases = CurrentAliasOut(source="current_aliases", many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    retired = serializers.SerializerMethodField(help_text="null unless the model was retired")
+
+    @extend_schema_field(RetiredOut(allow_null=True))
+    def get_retired(self, obj: Any) -> dict[str, Any] | None:
+        return _iso(model_retired(obj))
 
 
 def model_row_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +189,7 @@ def model_row_out(row: dict[str, Any]) -> dict[str, Any]:
         "aliases": row["aliases"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "retired": retired_out(row["retired_at"], row["retired_by__username"], row["retired_reason"], "model"),
     }
 
 
@@ -183,7 +231,7 @@ class VersionCreateInput(StrictSerializer):
 class VersionUpdateInput(StrictSerializer):
     read_only_fields = (
         "model", "version", "status", "reason", "sha256", "size", "original_filename", "input_spec", "lineage",
-        "created_by", "created_at", "inspection", "onnx", "sample_inputs", "job_id", "jobs",
+        "created_by", "created_at", "inspection", "onnx", "sample_inputs", "job_id", "jobs", "retired", "usable",
     )  # fmt: skip
     description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     metrics = serializers.DictField(required=False, help_text=METRICS_HELP)
@@ -224,6 +272,18 @@ class VersionOut(serializers.Serializer):
     tags = TagNamesField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     created_at = serializers.DateTimeField()
+    retired = serializers.SerializerMethodField(help_text="null unless the version or its model was retired")
+    usable = serializers.SerializerMethodField(
+        help_text="ready and not retired: may be evaluated, promoted, aliased or served"
+    )
+
+    @extend_schema_field(RetiredOut(allow_null=True))
+    def get_retired(self, obj: Any) -> dict[str, Any] | None:
+        return _iso(version_retired(obj))
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_usable(self, obj: Any) -> bool:
+        return bool(obj.is_usable)
 
 
 def version_row_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +307,11 @@ def version_row_out(row: dict[str, Any]) -> dict[str, Any]:
         "tags": row["tags"],
         "created_by": row["created_by__username"],
         "created_at": row["created_at"],
+        "retired": retired_out(row["retired_at"], row["retired_by__username"], row["retired_reason"], "version")
+        or retired_out(
+            row["model__retired_at"], row["model__retired_by__username"], row["model__retired_reason"], "model"
+        ),
+        "usable": row["status"] == "ready" and row["retired_at"] is None and row["model__retired_at"] is None,
     }
 
 

@@ -7,8 +7,14 @@ from models_registry.api import evaluation_views, views
 urlpatterns = [
     path("models/", views.ModelListCreateView.as_view(), name="api-models"),
     path("models/<str:name>/", views.ModelDetailView.as_view(), name="api-model"),
+    path("models/<str:name>/retire/", views.ModelRetireView.as_view(), name="api-model-retire"),
     path("models/<str:name>/versions/", views.VersionListCreateView.as_view(), name="api-versions"),
     path("models/<str:name>/versions/<str:version>/", views.VersionDetailView.as_view(), name="api-version"),
+    path(
+        "models/<str:name>/versions/<str:version>/retire/",
+        views.VersionRetireView.as_view(),
+        name="api-version-retire",
+    ),
     path(
         "models/<str:name>/versions/<str:version>/artifact/",
         views.VersionArtifactView.as_view(),

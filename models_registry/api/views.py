@@ -206,6 +206,54 @@ class VersionDetailView(APIView):
         return Response(_version_detail(_version_or_404(name, version)))
 
 
+class ModelRetireView(APIView):
+    """Retire a model with a reason: it and its versions are kept, and can no longer be evaluated, promoted,
+    aliased or served; its aliases are cleared."""
+
+    required_actions = {"POST": "model.retire"}
+
+    @extend_schema(
+        summary="Retire a model (and with it every version)",
+        request=s.RetireInput,
+        responses={
+            200: s.ModelOut,
+            409: OpenApiResponse(ErrorOut, description="already retired (already_retired)"),
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        model = _model_or_404(name)
+        data = s.RetireInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with registry_errors():
+            services.model_retire(model=model, actor=request.user, reason=data.validated_data["reason"])
+        return Response(_model_out(model.pk))
+
+
+class VersionRetireView(APIView):
+    """Retire one version with a reason: kept with its artifact and evidence; it can no longer be evaluated,
+    promoted, aliased or served, and the aliases it holds are cleared."""
+
+    required_actions = {"POST": "version.retire"}
+
+    @extend_schema(
+        summary="Retire a version",
+        request=s.RetireInput,
+        responses={
+            200: s.VersionDetailOut,
+            409: OpenApiResponse(ErrorOut, description="already retired, itself or with its model (already_retired)"),
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request, name: str, version: str) -> Response:
+        mv = _version_or_404(name, version)
+        data = s.RetireInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with registry_errors():
+            services.version_retire(version=mv, actor=request.user, reason=data.validated_data["reason"])
+        return Response(_version_detail(_version_or_404(name, version)))
+
+
 class VersionArtifactView(APIView):
     """Streams the stored TorchScript archive; its SHA-256 is in the ETag and X-Checksum-SHA256 headers."""
 

@@ -13,6 +13,7 @@ from models_registry.services.registry import (
     version_record_inspection,
     version_update_metadata,
 )
+from models_registry.services.retirement import model_retire, version_retire
 from models_registry.services.runs import (
     BENCHMARK_TASK,
     EVAL_DTYPES,
@@ -35,10 +36,12 @@ __all__ = [
     "alias_set",
     "benchmark_start",
     "model_create",
+    "model_retire",
     "model_update",
     "parity_start",
     "version_create",
     "version_inspect",
     "version_record_inspection",
+    "version_retire",
     "version_update_metadata",
 ]

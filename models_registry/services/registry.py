@@ -30,6 +30,7 @@ from models_registry.artifacts import (
 )
 from models_registry.input_spec import InputSpecError, normalize_input_spec
 from models_registry.limits import (
+    ALIAS_REASON_MAX,
     DESCRIPTION_MAX,
     INTENDED_USE_MAX,
     SOURCE_COMMIT_MAX,
@@ -224,6 +225,12 @@ def version_create(
     tags: Iterable[str] | None = None,
 ) -> ModelVersion:
     """Check, store and record a new version, then queue its inspection. Refused input leaves nothing behind."""
+    if model.retired_at is not None:
+        raise RegistryError(
+            f"{model.name} is retired ({model.retired_reason}); it takes no new versions.",
+            code="retired",
+            status=409,
+        )
     _validate_name(version, "version")
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise RegistryError(
@@ -462,10 +469,19 @@ def alias_set(
         raise RegistryError(f"alias must be one of {', '.join(Alias.values)}.", field="alias")
     if version.model_id != model.pk:
         raise RegistryError("The version belongs to another model.", field="version")
-    if version.status != VersionStatus.READY:
-        raise RegistryError(f"Only a ready version can hold {alias}; this one is {version.status}.", field="version")
+    with _within_limits():
+        check_text(reason, field="reason", limit=ALIAS_REASON_MAX)
     now = at or timezone.now()
-    RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    RegisteredModel.objects.select_for_update().get(pk=model.pk)  # one writer of the model's aliases (and retiring)
+    # Read again under the lock: the caller's copy may predate a retirement.
+    version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+    if not version.is_usable:
+        raise RegistryError(
+            f"{version.unusable_reason()}: only a ready version that is not retired can hold {alias}.",
+            field="version",
+            code="retired" if version.is_retired else "not_ready",
+            status=409,
+        )
     current = AliasAssignment.objects.filter(model=model, alias=alias, ended_at__isnull=True).first()
     if current is not None and current.version_id == version.pk:
         return current
@@ -473,7 +489,7 @@ def alias_set(
         current.ended_at = now
         current.save(update_fields=["ended_at"])
     assignment = AliasAssignment.objects.create(
-        model=model, alias=alias, version=version, started_at=now, assigned_by=actor, reason=reason[:500]
+        model=model, alias=alias, version=version, started_at=now, assigned_by=actor, reason=reason
     )
     audit_record(
         actor=actor,

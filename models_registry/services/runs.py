@@ -67,6 +67,10 @@ def _time_limit(value: Any) -> int:
 
 
 def _require_ready(version: ModelVersion) -> None:
+    if version.is_retired:
+        raise RegistryError(
+            f"{version.unusable_reason()}: a retired version cannot be evaluated.", code="retired", status=409
+        )
     if version.status != VersionStatus.READY:
         raise RegistryError(
             f"{version} is {version.status}, not ready: parity and benchmark runs need an inspected version.",
@@ -112,6 +116,13 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
                 field="reference.version",
                 code="same_as_candidate",
                 status=422,
+            )
+        if other.is_retired:
+            raise RegistryError(
+                f"{other.unusable_reason()}: a retired version cannot be evaluated, not even as a reference.",
+                field="reference.version",
+                code="retired",
+                status=409,
             )
         if other.status != VersionStatus.READY:
             raise RegistryError(
