@@ -224,6 +224,10 @@ FORGE_EVAL_MAX_TIME_LIMIT_S = env_int("FORGE_EVAL_MAX_TIME_LIMIT_S", 3600)  # th
 FORGE_MODEL_CACHE_ENTRIES = env_int("FORGE_MODEL_CACHE_ENTRIES", 4)
 FORGE_SANDBOX_MEMORY_BYTES = env_int("FORGE_SANDBOX_MEMORY_BYTES", 16 * 1024**3)  # CPU-only hosts; 0 = no limit
 
+# `manage.py forge_demo` runs these `seed(*, stdout, now)` functions in order, the registry's always first; an app
+# appends its own step here (governance, rollouts) instead of editing the registry's.
+FORGE_DEMO_STEPS = ["models_registry.demo.seed"]
+
 # Celery: Redis is the broker only; the database holds every job's state.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL

@@ -17,7 +17,7 @@ from forge_site.audit import audit_verify_chain
 from forge_site.celery import app
 from forge_site.models import AuditEvent, Job, JobStatus
 from forge_site.roles import user_roles
-from models_registry.management.commands.forge_demo import Command
+from models_registry import demo as registry_demo
 from models_registry.models import AliasAssignment, ModelVersion, RegisteredModel, VersionStatus
 from models_registry.selectors import alias_holder_at
 
@@ -28,6 +28,43 @@ def demo() -> str:
     out = StringIO()
     call_command("forge_demo", "--allow-without-debug", stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+AGREE = timedelta(seconds=2)  # a row and its audit event are written in one transaction, moments apart
+
+
+def assert_records_agree(started: Any, finished: Any) -> None:
+    """The demo backdates nothing: every model, version and alias period is dated within the run, and each agrees
+    with the audit event that records it (an auditor comparing them finds one story)."""
+    events = list(AuditEvent.objects.order_by("seq"))
+    assert all(started <= event.at <= finished for event in events)
+
+    def event_for(action: str, object_type: str, object_id: Any) -> AuditEvent:
+        (event,) = [
+            e for e in events if e.action == action and (e.object_type, e.object_id) == (object_type, str(object_id))
+        ]
+        return event
+
+    for model in RegisteredModel.objects.all():
+        assert started <= model.created_at <= finished
+        assert abs(model.created_at - event_for("model.create", "models_registry.registeredmodel", model.pk).at) < AGREE
+    uploads = []
+    for version in ModelVersion.objects.select_related("model"):
+        assert started <= version.created_at <= finished
+        upload = event_for("version.upload", "models_registry.modelversion", version.pk)
+        assert abs(version.created_at - upload.at) < AGREE
+        uploads.append((upload.seq, version.created_at))
+    assert [at for _, at in sorted(uploads)] == sorted(at for _, at in uploads)  # same order in both records
+    moves = [e for e in events if e.action == "alias.move"]
+    periods = list(AliasAssignment.objects.select_related("model", "version").order_by("started_at", "pk"))
+    assert len(moves) == len(periods)
+    for move, period in zip(moves, periods, strict=True):  # one move per period, in the same order
+        assert move.object_repr == f"{period.model.name}@{period.alias}"
+        assert move.after["version"] == period.version.version
+        assert abs(period.started_at - move.at) < AGREE
+        if period.ended_at is not None:  # ended by the next move of the same alias
+            successor = next(m for m in moves if m.seq > move.seq and m.object_repr == move.object_repr)
+            assert abs(period.ended_at - successor.at) < AGREE
 
 
 def counts() -> dict[str, int]:
@@ -46,8 +83,10 @@ def test_the_demo_seeds_inspected_models_and_a_second_run_changes_nothing(
 ) -> None:
     sent: list[Any] = []
     monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: sent.append(args))
+    started = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         first = demo()
+    finished = timezone.now()
     assert "demo ready" in first
     assert sent == []  # each inspection job had finished before its on-commit enqueue ran
 
@@ -79,11 +118,11 @@ def test_the_demo_seeds_inspected_models_and_a_second_run_changes_nothing(
     assert {t.name for t in credit.tags.all()} == {"credit", "tabular", "pd-model"}
 
     now = timezone.now()
-    assert alias_holder_at(model=credit, alias="champion", at=now - timedelta(days=30)).version.version == "1.0.0"
     assert alias_holder_at(model=credit, alias="champion", at=now).version.version == "1.1.0"
     assert alias_holder_at(model=credit, alias="challenger", at=now).version.version == "1.0.0"
-    assert alias_holder_at(model=credit, alias="champion", at=now - timedelta(days=60)) is None
+    assert alias_holder_at(model=credit, alias="champion", at=started - timedelta(seconds=1)) is None
     assert AliasAssignment.objects.filter(model=credit).count() == 4
+    assert_records_agree(started, finished)
 
     # Evidence: parity runs (ONNX export passes, the retrained version differs from 1.0.0) and benchmarks.
     assert retrained.onnx and versions["credit-risk:1.0.0"].onnx
@@ -116,7 +155,7 @@ def test_the_demo_seeds_inspected_models_and_a_second_run_changes_nothing(
 
 def test_the_demo_keeps_a_password_someone_changed() -> None:
     call_command("forge_user", "erin", "--role", "engineer", "--password", "my-own-passphrase", stdout=StringIO())
-    Command(stdout=StringIO()).seed_users()
+    registry_demo.seed_users(stdout=StringIO())
     assert authenticate(username="erin", password="my-own-passphrase") is not None
     assert authenticate(username="mo", password="forge-demo-mo") is not None
 
@@ -126,6 +165,33 @@ def test_the_demo_refuses_to_seed_public_passwords_in_the_production_profile(set
     with pytest.raises(CommandError, match="refusing with FORGE_PROFILE=production"):
         call_command("forge_demo", stdout=StringIO())
     assert not User.objects.exists()
+
+
+CALLS: list[tuple[str, Any, Any]] = []
+
+
+def step_a(*, stdout: Any, now: Any) -> None:
+    CALLS.append(("a", stdout, now))
+
+
+def step_b(*, stdout: Any, now: Any) -> None:
+    CALLS.append(("b", stdout, now))
+
+
+def test_forge_demo_runs_the_registry_step_first_then_each_apps_in_order(monkeypatch, settings) -> None:
+    """The hook other apps plug into (settings.FORGE_DEMO_STEPS): the registry's step always first, then the others
+    in the order listed, each once, all with the same clock."""
+    CALLS.clear()
+    monkeypatch.setattr(registry_demo, "seed", lambda *, stdout, now: CALLS.append(("registry", stdout, now)))
+    settings.FORGE_DEMO_STEPS = [
+        "tests.models_registry.test_demo.step_b",
+        "models_registry.demo.seed",
+        "tests.models_registry.test_demo.step_a",
+        "tests.models_registry.test_demo.step_b",
+    ]
+    assert demo().strip() == "demo ready"
+    assert [name for name, _, _ in CALLS] == ["registry", "b", "a"]
+    assert len({id(stdout) for _, stdout, _ in CALLS}) == 1 and len({now for _, _, now in CALLS}) == 1
 
 
 def test_print_logins_prints_the_table_and_writes_nothing() -> None:
