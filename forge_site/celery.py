@@ -11,7 +11,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "forge_site.settings")
 
 app = Celery("forge")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# "gpu": inspect, parity, benchmark, drift (one worker process per GPU); "default": reports, alerts, guardrails.
+# "gpu": inspection, parity and benchmark runs (one worker process per GPU); "default": the stale-job reaper that beat
+# sends. Reserved for what is not built yet: drift recomputation on "gpu"; reports, alerts, guardrails on "default".
 app.conf.task_queues = (
     Queue("default", Exchange("default"), routing_key="default"),
     Queue("gpu", Exchange("gpu"), routing_key="gpu"),

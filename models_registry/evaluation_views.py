@@ -80,9 +80,15 @@ def benchmark_start(request: HttpRequest, name: str, version: str) -> HttpRespon
 @require_action("registry.view")
 @require_safe
 def version_evidence(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    """The version page's Evidence tables alone; the page polls them while a run is queued or running."""
+    """The version page's Evidence tables alone, for the page's htmx polling while a run is queued or running.
+    Opened directly (a bookmark, a reload of the polled URL), it is the whole version page at its evidence."""
     mv = _version_or_404(name, version)
-    response = render(request, "models_registry/inc/evidence.html", _version_context(request, mv))
+    response: HttpResponse
+    if _is_htmx(request):
+        response = render(request, "models_registry/inc/evidence.html", _version_context(request, mv))
+    else:
+        url = reverse("registry:version_detail", kwargs={"name": mv.model.name, "version": mv.version})
+        response = redirect(f"{url}#evidence-section")
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -107,6 +113,14 @@ def run_detail(request: HttpRequest, name: str, version: str, job_id: uuid.UUID)
     return response
 
 
+def benchmark_subject(job: Job, result: dict[str, Any]) -> str:
+    """Where a benchmark ran, for its title: the device the worker used (a request's "auto" says nothing), then the
+    device asked for while it has not started."""
+    device = result.get("device") or job.device or job.params.get("device") or ""
+    dtype = result.get("dtype") or job.params.get("dtype") or ""
+    return f"{device} {dtype}".strip()
+
+
 def _run_context(mv: ModelVersion, job: Job) -> dict[str, Any]:
     result = job.result if isinstance(job.result, dict) else {}
     output_charts: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
@@ -119,7 +133,7 @@ def _run_context(mv: ModelVersion, job: Job) -> dict[str, Any]:
         subject = evidence.reference_text(job.params.get("reference"))
     else:
         charts = evidence.benchmark_charts(result)
-        subject = " ".join(str(job.params.get(key) or "") for key in ("device", "dtype")).strip()
+        subject = benchmark_subject(job, result)
     return {
         "model": mv.model,
         "version": mv,

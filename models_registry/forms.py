@@ -226,8 +226,10 @@ class ParityRunForm(RunSubmission):
     reference_device = forms.ChoiceField(
         choices=REFERENCE_DEVICES, initial="cpu", label="Reference device", required=False
     )
+    # float64 by default: against the float32 candidate it is a meaningful check (a reference in the candidate's own
+    # dtype on the device auto picks would repeat the same computation, which the service refuses).
     reference_dtype = forms.ChoiceField(
-        choices=EVAL_DTYPE_CHOICES, initial="float32", label="Reference dtype", required=False
+        choices=EVAL_DTYPE_CHOICES, initial="float64", label="Reference dtype", required=False
     )
     samples = forms.IntegerField(min_value=1, initial=1024)
     batch_size = forms.IntegerField(min_value=1, initial=64, label="Batch size")

@@ -143,14 +143,31 @@ def _parity_reference(version: ModelVersion, raw: Any, device: str, dtype: str) 
         return {"kind": "version", "version": other.version, "version_id": other.pk, "sha256": other.sha256}
     ref_device = _device(raw.get("device") or "cpu", "reference.device", auto=False)
     ref_dtype = _dtype(raw.get("dtype") or "float32", "reference.dtype")
-    if device != "auto" and (ref_device, ref_dtype) == (device, dtype):
+    if ref_dtype == dtype and _same_device(device, ref_device):
+        worker = "without a GPU" if ref_device == "cpu" else "with one"
+        where = (
+            f"and the candidate's device auto is {ref_device} on a worker {worker}"
+            if device == "auto"
+            else f"as does the candidate ({device})"
+        )
         raise RegistryError(
-            "The reference runs the same artifact, so it must differ in device or dtype from the candidate.",
+            f"The reference runs this same artifact on {ref_device} in {ref_dtype}, {where}: the same computation "
+            "twice proves nothing. Give one side another dtype (a float64 reference, say) or another device, and "
+            "name the candidate's device rather than auto.",
             field="reference",
             code="same_as_candidate",
             status=422,
         )
     return {"kind": "device", "device": ref_device, "dtype": ref_dtype}
+
+
+def _same_device(candidate: str, reference: str) -> bool:
+    """Whether the candidate may run where the reference runs: "cuda" is "cuda:0", and "auto" is cpu or cuda:0,
+    whichever the worker has, so it may be either."""
+    first_gpu = {"cuda", "cuda:0"}
+    if candidate == "auto":
+        return reference == "cpu" or reference in first_gpu
+    return candidate == reference or (candidate in first_gpu and reference in first_gpu)
 
 
 def _spec_text(spec: Any) -> str:

@@ -74,7 +74,21 @@ def test_a_parity_request_is_queued_on_the_gpu_queue_with_its_validated_paramete
         (
             {"reference": {"kind": "device", "device": "cpu", "dtype": "float32"}, "device": "cpu"},
             "reference",
-            "must differ in device or dtype",
+            "the same computation twice proves nothing",
+        ),
+        (  # auto is cpu on a worker without a GPU: refused before it is queued, not failed after
+            {"reference": {"kind": "device", "device": "cpu", "dtype": "float32"}},
+            "reference",
+            "the candidate's device auto is cpu on a worker without a GPU",
+        ),
+        (
+            {
+                "reference": {"kind": "device", "device": "cuda:0", "dtype": "float16"},
+                "device": "cuda",
+                "dtype": "float16",
+            },
+            "reference",
+            "proves nothing",
         ),
         ({"samples": 0}, "samples", "between 1"),
         ({"batch_size": 0}, "batch_size", "between 1 and 65,536"),
@@ -163,3 +177,23 @@ def test_benchmark_runs_for_a_compare_keep_the_order_asked_and_drop_foreign_or_u
     asked = [str(second.pk), "not-a-uuid", str(queued.pk), str(foreign.pk), str(first.pk)]
     assert benchmark_runs(model=model, job_ids=asked) == [(second, "2.0.0"), (first, "1.0.0")]
     assert benchmark_runs(model=model) == [(second, "2.0.0"), (first, "1.0.0")]  # the latest first
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reference"),
+    [
+        (("auto", "float32"), ("cpu", "float64")),  # the form's default: a float64 reference
+        (("cpu", "float32"), ("cuda", "float32")),
+        (("cuda:1", "float16"), ("cuda:0", "float16")),
+        (("auto", "bfloat16"), ("cpu", "float32")),
+    ],
+)
+def test_a_device_reference_that_differs_from_the_candidate_is_queued(v1, v2, engineer, candidate, reference):
+    job = parity_start(
+        version=v2,
+        actor=engineer,
+        reference={"kind": "device", "device": reference[0], "dtype": reference[1]},
+        device=candidate[0],
+        dtype=candidate[1],
+    )
+    assert job.params["reference"] == {"kind": "device", "device": reference[0], "dtype": reference[1]}

@@ -293,6 +293,17 @@ def test_the_evidence_polls_while_a_run_is_active_and_stops_when_it_is_done(engi
     assert "hx-get" not in partial and "PASS" in partial
 
 
+def test_the_evidence_url_opened_directly_is_the_whole_version_page(engineer, new):
+    """Without htmx (a bookmark, a reload) the partial alone rendered unstyled: it leads to the version page."""
+    client = logged_in(engineer)
+    partial_url = reverse("registry:version_evidence", args=["credit-risk", "1.1.0"])
+    response = client.get(partial_url, follow=True)
+    assert response.redirect_chain == [(f"{version_url(new)}#evidence-section", 302)]
+    html = response.content.decode()
+    assert html.lstrip().startswith("<!doctype html>") and "css/forge.css" in html and 'id="evidence"' in html
+    assert "HX-Request" in client.get(partial_url)["Vary"]
+
+
 def test_the_version_page_costs_the_same_queries_for_few_or_many_runs(engineer, new):
     client = logged_in(engineer)
 
@@ -496,3 +507,82 @@ def test_a_cancelled_benchmark_shows_what_it_measured_before_it_stopped(engineer
     table = html[html.index('id="benchmark-table"') : html.index("</table>", html.index('id="benchmark-table"'))]
     assert table.count('<td class="num mono">1</td>') == 1 and '<td class="num mono">8</td>' not in table
     assert "Not measured in this run." in html  # no governance overhead in a partial result
+
+
+class _FormDefaults(HTMLParser):
+    """The values a browser would post for the parity form as the page renders it, untouched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.select: str | None = None
+        self.first_option: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name") or ""
+        if tag == "input" and name.startswith("parity-"):
+            if a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.values[name] = "on"
+            else:
+                self.values[name] = a.get("value") or ""
+        elif tag == "select" and name.startswith("parity-"):
+            self.select, self.first_option = name, None
+        elif tag == "option" and self.select:
+            value = a.get("value") or ""
+            if self.first_option is None:
+                self.first_option = value
+                self.values[self.select] = value
+            if "selected" in a:
+                self.values[self.select] = value
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.select = None
+
+
+def test_the_parity_form_posted_as_it_renders_starts_a_run_that_can_prove_something(engineer, model):
+    """A version with no ONNX companion and no other version: the only reference is the same artifact, and the
+    defaults must not pick the candidate's own device and dtype (a run that fails once queued, as it proves
+    nothing)."""
+    only = mlp_version(model, engineer, "1.0.0")
+    page = logged_in(engineer).get(version_url(only)).content.decode()
+    defaults = _FormDefaults()
+    defaults.feed(page)
+    assert defaults.values["parity-reference"] == "device"
+    response = logged_in(engineer).post(
+        reverse("registry:parity_start", args=["credit-risk", "1.0.0"]), defaults.values
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    params = Job.objects.get(kind="parity").params
+    assert params["reference"] == {"kind": "device", "device": "cpu", "dtype": "float64"}
+    assert (params["device"], params["dtype"]) == ("auto", "float32")
+
+
+def test_a_reference_that_repeats_the_candidate_is_refused_on_the_form_before_queuing(engineer, model):
+    only = mlp_version(model, engineer, "1.0.0")
+    page = logged_in(engineer).get(version_url(only)).content.decode()
+    defaults = _FormDefaults()
+    defaults.feed(page)
+    same = {**defaults.values, "parity-reference_dtype": "float32"}  # auto float32 against cpu float32
+    response = logged_in(engineer).post(reverse("registry:parity_start", args=["credit-risk", "1.0.0"]), same)
+    assert response.status_code == 400
+    assert "the same computation twice proves nothing" in response.content.decode()
+    assert not Job.objects.filter(kind="parity").exists()
+
+
+def test_a_benchmark_title_names_the_device_it_ran_on_not_auto(engineer, new):
+    """Asked for "auto", run on the worker's CPU: the title says cpu (it said "on auto float32")."""
+    job = evaluation_job(
+        new,
+        "benchmark",
+        params={"batch_sizes": [1], "device": "auto", "dtype": "float32"},
+        result=benchmark_result(p50_ms={1: 0.5}, device="cpu"),
+    )
+    html = logged_in(engineer).get(run_url(job, new)).content.decode()
+    h1 = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    assert h1 is not None and " on cpu float32" in unescape(h1.group(1)) and "auto" not in h1.group(1)
+    queued = evaluation_job(new, "benchmark", status=JobStatus.QUEUED, params={"device": "auto", "dtype": "float16"})
+    h1 = re.search(r"<h1>(.*?)</h1>", logged_in(engineer).get(run_url(queued, new)).content.decode(), re.S)
+    assert h1 is not None and " on auto float16" in h1.group(1)  # not run yet: what was asked for

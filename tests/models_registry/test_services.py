@@ -178,7 +178,7 @@ def test_alias_set_refuses_a_version_that_is_not_ready(model, engineer, manager)
     mv = version_create(
         model=model, version="1.0.0", artifact=upload(mlp_bytes(9)), input_spec=MLP_SPEC, created_by=engineer
     )
-    with pytest.raises(RegistryError, match="Only a ready version can hold champion; this one is validating"):
+    with pytest.raises(RegistryError, match="is validating, not ready: only a ready version that is not retired"):
         alias_set(model=model, alias="champion", version=mv, actor=manager)
     assert not AliasAssignment.objects.exists()
 
