@@ -218,6 +218,12 @@ def test_it_refuses_a_malformed_parity_request_naming_the_field(client, versions
             "reference",
             "same_as_candidate",
         ),
+        (  # the default candidate device, auto, is cpu on a worker without a GPU
+            {"reference": {"kind": "device", "device": "cpu", "dtype": "float32"}},
+            422,
+            "reference",
+            "same_as_candidate",
+        ),
         # Outside the schema: 400, with the field's limit.
         ({"reference": {"kind": "onnx"}, "samples": 10_000_000}, 400, "samples", "max_value"),
         ({"reference": {"kind": "onnx"}, "device": "tpu"}, 400, "device", "invalid"),
