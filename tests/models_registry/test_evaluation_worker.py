@@ -159,11 +159,11 @@ def test_device_and_dtype_parity_on_cpu_and_a_clear_answer_when_cuda_is_missing(
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the no-GPU refusal is checked on CPU-only workers")
-    # "auto" is the CPU here, so a float32 CPU reference is the candidate itself: refused, not a trivial pass.
-    same = _finished(
+    # "auto" is the CPU here, so a float32 CPU reference is the candidate itself: refused before it is queued (it
+    # used to be queued and then fail), not a trivial pass.
+    with pytest.raises(RegistryError) as same:
         parity_start(version=mv, actor=engineer, reference={"kind": "device", "device": "cpu", "dtype": "float32"})
-    )
-    assert same.status == "failed" and "which proves nothing" in same.error
+    assert same.value.code == "same_as_candidate" and "proves nothing" in same.value.message
     refused = _finished(
         parity_start(version=mv, actor=engineer, reference={"kind": "device", "device": "cuda", "dtype": "float16"})
     )
