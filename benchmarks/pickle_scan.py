@@ -11,6 +11,7 @@ constants.pkl and each code/*.debug_pkl) against its floor, a bare pickletools.g
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import statistics
 import sys
@@ -66,9 +67,10 @@ def main() -> None:
             path.write_bytes(data)
             facts = check_torchscript_archive(path, max_uncompressed=10 * len(data))
             timings: dict[str, list[float]] = {"floor": [], "check": []}
+            limit = 10 * len(data)
             runs: list[tuple[str, Callable[[], object]]] = [
-                ("floor", lambda: _genops_floor(path)),
-                ("check", lambda: check_torchscript_archive(path, max_uncompressed=10 * len(data))),
+                ("floor", functools.partial(_genops_floor, path)),
+                ("check", functools.partial(check_torchscript_archive, path, max_uncompressed=limit)),
             ]
             for _ in range(args.repeat):
                 for label, run in runs:

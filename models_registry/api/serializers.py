@@ -93,7 +93,10 @@ class RetiredOut(serializers.Serializer):
 
 
 class RetireInput(StrictSerializer):
-    reason = StrictCharField(max_length=REASON_MAX, help_text="why it is retired; kept on the record")
+    # Not trimmed here: a reason of spaces only is the service's to refuse (422), as the schema allows it.
+    reason = StrictCharField(
+        max_length=REASON_MAX, trim_whitespace=False, help_text="why it is retired; kept on the record"
+    )
 
 
 def retired_out(at: Any, by: Any, reason: str, scope: str) -> dict[str, Any] | None:

@@ -69,11 +69,12 @@ class RegistryError(Exception):
 
 @contextmanager
 def _within_limits() -> Iterator[None]:
-    """A limits.LimitError as the registry's refusal (400, naming the field)."""
+    """A limits.LimitError as the registry's refusal, naming the field. 422: the request has the shape the API's
+    schema gives (a length the schema states is refused by the serializer, with a 400), but its content is refused."""
     try:
         yield
     except LimitError as exc:
-        raise RegistryError(exc.message, field=exc.field) from exc
+        raise RegistryError(exc.message, field=exc.field, status=422) from exc
 
 
 def _clean_tags(tags: Iterable[str] | None) -> list[str]:

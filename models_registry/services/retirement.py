@@ -21,9 +21,13 @@ from models_registry.services.registry import RegistryError, alias_clear
 def _clean_reason(reason: Any) -> str:
     text = str(reason or "").strip()
     if not text:
-        raise RegistryError("Say why it is retired: the reason goes on the record.", field="reason", code="required")
+        raise RegistryError(
+            "Say why it is retired: the reason goes on the record.", field="reason", code="required", status=422
+        )
     if len(text) > REASON_MAX:
-        raise RegistryError(f"reason is {len(text):,} characters long; the limit is {REASON_MAX:,}.", field="reason")
+        raise RegistryError(
+            f"reason is {len(text):,} characters long; the limit is {REASON_MAX:,}.", field="reason", status=422
+        )
     return text
 
 

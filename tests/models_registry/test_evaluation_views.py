@@ -567,7 +567,7 @@ def test_a_reference_that_repeats_the_candidate_is_refused_on_the_form_before_qu
     defaults.feed(page)
     same = {**defaults.values, "parity-reference_dtype": "float32"}  # auto float32 against cpu float32
     response = logged_in(engineer).post(reverse("registry:parity_start", args=["credit-risk", "1.0.0"]), same)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "the same computation twice proves nothing" in response.content.decode()
     assert not Job.objects.filter(kind="parity").exists()
 

@@ -97,11 +97,12 @@ def test_retiring_twice_is_refused_and_recorded_once(engineer, versions):
 
 
 @pytest.mark.parametrize(
-    ("body", "needle"), [({}, "reason"), ({"reason": "   "}, "reason"), ({"reason": "x" * 2001}, "2000")]
+    ("body", "needle", "status"),
+    [({}, "reason", 400), ({"reason": "   "}, "reason", 422), ({"reason": "x" * 2001}, "2000", 400)],
 )
-def test_a_retirement_needs_a_reason_within_the_limit(engineer, versions, body, needle):
+def test_a_retirement_needs_a_reason_within_the_limit(engineer, versions, body, needle, status):
     response = bearer_client(engineer).post(f"{VERSION_URL}retire/", body, format="json")
-    assert response.status_code == 400
+    assert response.status_code == status
     error = error_of(response)
     assert error["field"] == "reason" and needle in error["message"].replace(",", "")
     assert ModelVersion.objects.get(version="1.1.0").retired_at is None
@@ -121,7 +122,7 @@ def test_a_retired_version_cannot_be_evaluated(engineer, versions):
         {"reference": {"kind": "version", "version": "1.1.0"}},
         format="json",
     )
-    assert response.status_code == 400 and error_of(response)["code"] == "retired"
+    assert response.status_code == 409 and error_of(response)["code"] == "retired"
     assert not Job.objects.filter(kind__in=["parity", "benchmark"]).exists()
 
 
