@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.paginator import InvalidPage
 from django.db.models import QuerySet
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
@@ -15,6 +15,13 @@ class LazyPageNumberPagination(PageNumberPagination):
     """Like DRF's PageNumberPagination (same query parameters and response), but `paginate_queryset` returns the
     page's sliced queryset instead of a list of instances, so a list view can read plain values() rows and use
     the page as a subquery. The count runs on the queryset as given, so give it one without extra joins."""
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        # DRF reads an empty `?page=` as page 1; the schema's page is an integer, so "" is refused as any other
+        # non-number would be by the schema.
+        if request.query_params.get(self.page_query_param, None) == "":
+            raise ValidationError({self.page_query_param: ["A page number is required when `page` is given."]})
+        return super().get_page_number(request, paginator)
 
     def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> Any:
         page_size = self.get_page_size(request)

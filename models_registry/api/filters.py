@@ -28,6 +28,15 @@ class SortKeysField(BaseCSVField):
         return super().clean(value)
 
 
+TRUE_FALSE = [("true", "true"), ("false", "false")]
+
+
+def true_false_filter(method: str, help_text: str) -> django_filters.ChoiceFilter:
+    """`true` or `false` and nothing else: django-filter's BooleanFilter also takes `null`, `1`, `yes`…, which the
+    schema's boolean does not."""
+    return django_filters.ChoiceFilter(choices=TRUE_FALSE, method=method, help_text=help_text)
+
+
 class StableOrderingFilter(django_filters.OrderingFilter):
     """Ordering with the primary key as the tie-breaker, so pages never repeat or skip rows."""
 
@@ -46,9 +55,7 @@ class ModelFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(
         choices=VersionStatus.choices, method="filter_status", help_text="models with a version in this status"
     )
-    retired = django_filters.BooleanFilter(
-        field_name="retired_at", lookup_expr="isnull", exclude=True, help_text="true: retired models only"
-    )
+    retired = true_false_filter("filter_retired", "true: retired models only; false: models in use only")
     ordering = StableOrderingFilter(
         fields=(
             ("name", "name"),
@@ -72,6 +79,9 @@ class ModelFilter(CachedFormFilterSet):
         value = value.strip().lower()
         return qs.filter(tags__name=value) if value else qs
 
+    def filter_retired(self, qs: QuerySet[RegisteredModel], name: str, value: str) -> QuerySet[RegisteredModel]:
+        return qs.filter(retired_at__isnull=value != "true")
+
     def filter_status(self, qs: QuerySet[RegisteredModel], name: str, value: str) -> QuerySet[RegisteredModel]:
         # EXISTS rather than a join: a model with many matching versions still appears once, without DISTINCT.
         return qs.filter(Exists(ModelVersion.objects.filter(model=OuterRef("pk"), status=value)))
@@ -80,12 +90,8 @@ class ModelFilter(CachedFormFilterSet):
 class VersionFilter(CachedFormFilterSet):
     status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
     tag = django_filters.CharFilter(method="filter_tag", help_text="versions carrying this tag")
-    retired = django_filters.BooleanFilter(
-        method="filter_retired", help_text="true: versions retired (themselves or with their model)"
-    )
-    usable = django_filters.BooleanFilter(
-        method="filter_usable", help_text="true: ready and not retired (may be evaluated, promoted or served)"
-    )
+    retired = true_false_filter("filter_retired", "true: versions retired (themselves or with their model)")
+    usable = true_false_filter("filter_usable", "true: ready and not retired (may be evaluated, promoted or served)")
 
     class Meta:
         model = ModelVersion
@@ -95,14 +101,10 @@ class VersionFilter(CachedFormFilterSet):
         value = value.strip().lower()
         return qs.filter(tags__name=value) if value else qs
 
-    def filter_retired(self, qs: QuerySet[ModelVersion], name: str, value: bool | None) -> QuerySet[ModelVersion]:
-        if value is None:
-            return qs
+    def filter_retired(self, qs: QuerySet[ModelVersion], name: str, value: str) -> QuerySet[ModelVersion]:
         retired = Q(retired_at__isnull=False) | Q(model__retired_at__isnull=False)
-        return qs.filter(retired) if value else qs.exclude(retired)
+        return qs.filter(retired) if value == "true" else qs.exclude(retired)
 
-    def filter_usable(self, qs: QuerySet[ModelVersion], name: str, value: bool | None) -> QuerySet[ModelVersion]:
-        if value is None:
-            return qs
+    def filter_usable(self, qs: QuerySet[ModelVersion], name: str, value: str) -> QuerySet[ModelVersion]:
         usable = ModelVersion.objects.usable().values("pk")
-        return qs.filter(pk__in=usable) if value else qs.exclude(pk__in=usable)
+        return qs.filter(pk__in=usable) if value == "true" else qs.exclude(pk__in=usable)

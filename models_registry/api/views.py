@@ -34,6 +34,15 @@ from models_registry.services import RegistryError
 logger = logging.getLogger(__name__)
 
 
+# What the registry's limits answer when the schema cannot state them (docs/api.md, "Limits").
+LIMITS_422 = OpenApiResponse(
+    ErrorOut,
+    description="a value the schema allows but the registry's limits refuse (`field` names it): a tag's characters, "
+    "the metrics' entries, names, values or nesting, a line break in a one-line field",
+)
+RETIRE_422 = OpenApiResponse(ErrorOut, description="the reason is only spaces")
+
+
 @contextmanager
 def registry_errors() -> Iterator[None]:
     """Turn a service's refusal into the API's error shape, keeping its status, code and field."""
@@ -88,7 +97,9 @@ class ModelListCreateView(generics.ListAPIView):
         return self.get_paginated_response([s.model_row_out(row) for row in selectors.model_page_rows(page)])
 
     @extend_schema(
-        summary="Register a model", request=s.ModelCreateInput, responses={201: s.ModelOut, 409: ErrorOut, **ERRORS}
+        summary="Register a model",
+        request=s.ModelCreateInput,
+        responses={201: s.ModelOut, 409: ErrorOut, 422: LIMITS_422, **ERRORS},
     )
     def post(self, request: Request) -> Response:
         data = s.ModelCreateInput(data=request.data)
@@ -113,7 +124,7 @@ class ModelDetailView(APIView):
     @extend_schema(
         summary="Edit a model's description, risk tier, intended use or tags",
         request=s.ModelUpdateInput,
-        responses={200: s.ModelOut, **ERRORS},
+        responses={200: s.ModelOut, 422: LIMITS_422, **ERRORS},
     )
     def patch(self, request: Request, name: str) -> Response:
         model = _model_or_404(name)
@@ -152,8 +163,9 @@ class VersionListCreateView(generics.ListAPIView):
         request={"multipart/form-data": s.VersionCreateInput},
         responses={
             201: s.VersionDetailOut,
-            409: OpenApiResponse(ErrorOut, description="the version string is taken"),
+            409: OpenApiResponse(ErrorOut, description="the version string is taken, or the model is retired"),
             413: OpenApiResponse(ErrorOut, description="a file is over the size limit"),
+            422: LIMITS_422,
             503: OpenApiResponse(ErrorOut, description="the artifact store cannot take the file; nothing was kept"),
             **ERRORS,
         },
@@ -195,7 +207,7 @@ class VersionDetailView(APIView):
     @extend_schema(
         summary="Edit a version's description, metrics or tags",
         request=s.VersionUpdateInput,
-        responses={200: s.VersionDetailOut, **ERRORS},
+        responses={200: s.VersionDetailOut, 422: LIMITS_422, **ERRORS},
     )
     def patch(self, request: Request, name: str, version: str) -> Response:
         mv = _version_or_404(name, version)
@@ -218,6 +230,7 @@ class ModelRetireView(APIView):
         responses={
             200: s.ModelOut,
             409: OpenApiResponse(ErrorOut, description="already retired (already_retired)"),
+            422: RETIRE_422,
             **ERRORS,
         },
     )
@@ -242,6 +255,7 @@ class VersionRetireView(APIView):
         responses={
             200: s.VersionDetailOut,
             409: OpenApiResponse(ErrorOut, description="already retired, itself or with its model (already_retired)"),
+            422: RETIRE_422,
             **ERRORS,
         },
     )

@@ -185,3 +185,10 @@ def test_an_upload_whose_metrics_hold_a_number_too_large_for_json_leaves_nothing
     assert response.status_code == 400, response.content
     assert error_of(response)["field"] == "metrics"
     assert not RegisteredModel.objects.get().versions.exists()
+
+
+def test_an_empty_page_parameter_is_refused_like_any_non_number(engineer):
+    """`?page=` was read as page 1 (200), while the schema's page is an integer (schemathesis found it)."""
+    response = bearer_client(engineer).get("/api/v1/models/?page=")
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "page"
