@@ -58,7 +58,15 @@ def api_data(db: None) -> dict[str, str]:
         evaluation_job(first, "benchmark", result=benchmark_result(p50_ms={1: p50, 8: p50 * 2}), created_by=engineer)
     _, token = token_create(user=engineer, name="schemathesis")
     _, revoke_token = token_create(user=make_user("rex", Role.ENGINEER), name="schemathesis-revoke")
-    return {"FORGE_SCHEMATHESIS_TOKEN": token, "FORGE_SCHEMATHESIS_REVOKE_TOKEN": revoke_token}
+    # Retiring runs as a compliance officer, whose role may not retire: a generated request that reaches the
+    # fixture's model would otherwise retire it (the check learns "credit-risk" from responses) and every run after
+    # it would be refused. tests/models_registry/test_retirement.py covers retiring.
+    _, officer_token = token_create(user=make_user("olga", Role.OFFICER), name="schemathesis-officer")
+    return {
+        "FORGE_SCHEMATHESIS_TOKEN": token,
+        "FORGE_SCHEMATHESIS_REVOKE_TOKEN": revoke_token,
+        "FORGE_SCHEMATHESIS_OFFICER_TOKEN": officer_token,
+    }
 
 
 def _free_port() -> int:
