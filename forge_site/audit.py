@@ -14,7 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
-from forge_site.middleware import current_request_id
+from forge_site.logs import current_request_id
 from forge_site.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64

@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report.edit": frozenset({Role.OFFICER}),
     "report.finalize": frozenset({Role.OFFICER}),
     "report.download": _ALL,
+    # Prometheus scrapes as nobody: /metrics is gated by FORGE_METRICS_ACCESS (loopback, token, open), not by roles.
+    "metrics.read": frozenset({PUBLIC}),
 }
 
 

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "forge_site.middleware.ReleaseResponseCyclesMiddleware",  # outermost: it runs after the response has rendered
+    "forge_site.observability.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -343,12 +344,25 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Observability (docs/operations.md): log lines as JSON objects (production) or plain text (a developer's terminal);
+# who may read /metrics: "loopback" (this host, not through a proxy), "token" (Bearer FORGE_METRICS_TOKEN only), "open".
+FORGE_LOG_FORMAT = os.environ.get("FORGE_LOG_FORMAT", "") or ("json" if PRODUCTION else "plain")
+if FORGE_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"FORGE_LOG_FORMAT must be json or plain, got {FORGE_LOG_FORMAT!r}")
+FORGE_METRICS_ACCESS = os.environ.get("FORGE_METRICS_ACCESS", "") or ("token" if PRODUCTION else "loopback")
+if FORGE_METRICS_ACCESS not in {"loopback", "token", "open"}:
+    raise ImproperlyConfigured(f"FORGE_METRICS_ACCESS must be loopback, token or open, got {FORGE_METRICS_ACCESS!r}")
+FORGE_METRICS_TOKEN = os.environ.get("FORGE_METRICS_TOKEN", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "forge_site.logs.JsonFormatter"},
+    },
     "filters": {"client_error_without_traceback": {"()": "forge_site.logs.ClientErrorWithoutTraceback"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": FORGE_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         # Django's own handlers on "django" (a console one when DEBUG is on) wrote every record a second time
@@ -392,8 +406,8 @@ CONTENT_SECURITY_POLICY = {
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # A load balancer probes over plain HTTP inside the network; a redirect would read as a failed check.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # A load balancer probes (and Prometheus scrapes) over plain HTTP inside the network; a redirect would fail them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)

@@ -6,11 +6,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from forge_site import health, views
+from forge_site.observability import views as observability_views
 from forge_site.roles import require_action
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", observability_views.metrics, name="metrics"),
     path("accounts/", include("forge_site.auth_urls")),
     path("audit/", include("forge_site.audit_urls")),
     path("jobs/", include("forge_site.job_urls")),
