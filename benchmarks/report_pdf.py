@@ -6,10 +6,10 @@ Goal (issue 14): a full report (72 subcategories, 6 charts, 200 evidence rows) r
 machine; the same snapshot rendered twice gives the same text and the same snapshot hash.
 
 What it does: in its own SQLite database under var/bench/report/ it registers one model with 30 real TorchScript
-versions (the registry service, inspection recorded as passed), records 60 parity and 40 benchmark runs in the
+versions (the registry service, inspection recorded as passed), records 72 parity and 45 benchmark runs in the
 shape the workers write (tests/evidence_results.py), moves the champion 20 times, then an officer starts a report,
 attests 10 subcategories and finalizes it (the real services: evidence collected, snapshot frozen and hashed). The
-evidence register then holds about 200 items and the report draws 6 charts. It times
+evidence register then holds 201 items and the report draws 6 charts. It times
 governance.reports.pdf.render_pdf (the PDF job's rendering step: template + WeasyPrint, A4) `--repeats` times,
 wall clock and this process's CPU time, checks that every render has the same bytes and text as the first and that
 the stored snapshot still hashes to its SHA-256. With `--kaleido` it also times exporting 6 comparable plotly
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 GOAL_S = 5.0
-VERSIONS, PARITY_RUNS, BENCHMARK_RUNS, ALIAS_MOVES = 30, 60, 40, 20
+VERSIONS, PARITY_RUNS, BENCHMARK_RUNS, ALIAS_MOVES = 30, 72, 45, 20  # 201 evidence items
 
 
 def populate() -> Any:
@@ -158,6 +158,8 @@ def main() -> None:
     import logging
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    # no broker here: the inspection jobs the uploads queue are recorded, their messages not sent (the reaper's job)
+    logging.getLogger("forge_site.jobs").setLevel(logging.CRITICAL)
     from pypdf import PdfReader
 
     from governance.reports.pdf import render_pdf

@@ -13,6 +13,12 @@ EVIDENCE_ROWS_PER_SUBCATEGORY = 4  # the rest are in the evidence register, cite
 EXTRACT_NOTE = "The trail has {total:,} events in the period; the extract shows the first and last {ends} of them."
 
 
+def first_sentence(text: str, limit: int = 140) -> str:
+    """The reason's first sentence, for the gaps table (the subcategory's section has it whole)."""
+    head = text.split(". ", 1)[0].rstrip(".") + "."
+    return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
+
+
 def id_ranges(ids: list[str]) -> str:
     """E-007, E-008, E-009, E-012 -> 'E-007 to E-009, E-012' (register numbers are consecutive per kind)."""
     numbers = sorted(int(i.split("-")[1]) for i in ids if i.startswith("E-"))
@@ -48,6 +54,7 @@ def present(content: dict[str, Any]) -> dict[str, Any]:
             "evidence_more": len(evidence) - limit,
             "evidence_more_ids": id_ranges([item["id"] for item in evidence[limit:]]),
             "is_gap": sub["status"] in GAPS,
+            "reason_short": first_sentence(sub["reason"]),
         }
     coverage = content["coverage"]
     functions = []

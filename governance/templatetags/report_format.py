@@ -10,8 +10,9 @@ register = template.Library()
 
 
 @register.filter
-def utc(value: object) -> str:
-    """'2026-03-01T12:30:05Z' -> '2026-03-01 12:30 UTC' (anything unparsable comes back as it was)."""
+def utc(value: object, precision: str = "") -> str:
+    """'2026-03-01T12:30:05Z' -> '2026-03-01 12:30 UTC', or with precision "s" '2026-03-01 12:30:05' (anything
+    unparsable comes back as it was)."""
     if not value:
         return "—"
     try:
@@ -20,4 +21,4 @@ def utc(value: object) -> str:
         return str(value)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if precision == "s" else "%Y-%m-%d %H:%M UTC")

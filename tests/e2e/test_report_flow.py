@@ -18,6 +18,10 @@ from tests.e2e.conftest import log_in
 from tests.e2e.test_csp import violations, visit, watched  # noqa: F401  (watched is a fixture)
 from tests.governance.helpers import evidenced_model
 
+# rows of the row lists wider than the list: a column that does not wrap pushes the rest off the page
+ROWS_RUNNING_PAST_THEIR_LIST = """() => [...document.querySelectorAll('.rows .row')]
+    .filter(row => row.scrollWidth > row.clientWidth + 1).map(row => row.textContent.slice(0, 80))"""
+
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
@@ -39,6 +43,8 @@ def test_an_officer_builds_signs_and_downloads_a_report(page, live_server, celer
     gaps = page.inner_text("#gaps")
     assert "GOVERN 1.1" in gaps and "Attestation required" in gaps  # the gaps come first, with their reasons
     assert page.locator("#GOVERN-1\\.1 .st-attestation_required").is_visible()
+    overflowing = page.evaluate(ROWS_RUNNING_PAST_THEIR_LIST)
+    assert overflowing == []  # the text column of every row list (gaps, evidence, register) wraps within the page
 
     block = page.locator("#GOVERN-1\\.1")
     block.locator("summary").click()

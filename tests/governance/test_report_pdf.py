@@ -141,6 +141,6 @@ def test_ten_thousand_audit_events_are_summarised_and_the_pdf_stays_small(office
     )
     data = finalize_and_render_a4(officer, evidenced.model)
     text = re.sub(r"\s+", " ", pdftotext(data))
-    assert re.search(r"The trail has 10,0\d\d events in the period; the extract shows the first and last 50", text)
+    assert re.search(r"The trail has 10,0\d\d events in the period; the extract shows the first and last 25", text)
     assert len(data) < 400_000, len(data)
     assert len(PdfReader(io.BytesIO(data)).pages) < 60

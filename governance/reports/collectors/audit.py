@@ -24,7 +24,7 @@ REPORT_TYPE = "governance.report"
 # Objects of other apps whose events name the model in their after-payload (`"model": name`), per INTERFACES.md.
 NAMED_BY_MODEL = ("rollouts.rollout", "rollouts.promotionrequest")
 EXTRACT_ALL_UP_TO = 200  # more events than this: the extract keeps the first and last EXTRACT_ENDS
-EXTRACT_ENDS = 50
+EXTRACT_ENDS = 25
 APPROVAL_ACTIONS = ("alias.move", "promotion.request", "promotion.approve", "promotion.reject")
 RETIREMENT_ACTIONS = ("model.retire", "version.retire")
 

@@ -17,6 +17,11 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def clipped(text: str, limit: int) -> str:
+    """At most `limit` characters, with an ellipsis where it was cut (a summary line, never a record's value)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def plain(value: Any) -> Any:
     """A JSON round trip: what the snapshot stores is exactly what it hashes (dates become strings)."""
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))

@@ -7,7 +7,7 @@ from typing import Any
 from django.urls import reverse
 
 from governance.nist_rmf.mapping import Kind, KindEvidence
-from governance.reports.collectors.base import evidence_item
+from governance.reports.collectors.base import clipped, evidence_item
 from governance.reports.scope import ReportScope
 from models_registry.models import ModelVersion, VersionStatus
 
@@ -89,7 +89,7 @@ def collect_lineage(scope: ReportScope) -> KindEvidence:
                     f"{label}: sha256 {version.sha256[:12]}…, {version.size:,} bytes"
                     + (f", parent {parent}" if parent else "")
                     + (f", commit {version.source_commit[:12]}" if version.source_commit else "")
-                    + (f", data {version.training_data[:60]}" if version.training_data else "")
+                    + (f", data {clipped(version.training_data, 60)}" if version.training_data else "")
                 ),
                 ok=True,
                 at=version.created_at,
