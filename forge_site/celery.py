@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
+
+from forge_site.observability.celery_hooks import worker_metrics_prepare, worker_process_exited
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "forge_site.settings")
 
@@ -18,3 +20,7 @@ app.conf.task_queues = (
     Queue("gpu", Exchange("gpu"), routing_key="gpu"),
 )
 app.autodiscover_tasks()
+
+# Metrics of the pool processes (forge_site.observability.celery_hooks): one folder per worker node, emptied at start.
+signals.worker_init.connect(worker_metrics_prepare, weak=False)
+signals.worker_process_shutdown.connect(worker_process_exited, weak=False)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from forge_site.audit import audit_record
 from forge_site.broker import job_ids_with_messages
 from forge_site.models import Job, JobStatus
+from forge_site.observability.metrics import job_observe
 from forge_site.processes import process_gone, process_identity
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,21 @@ logger = logging.getLogger(__name__)
 # redelivery) failing a job whose worker was lost. Arguments: job (the updated row), actor (who cancelled, or None).
 # The app that owns the job's subject settles the subject (a cancelled inspection rejects its version).
 job_ended = Signal()
+
+
+def _count_ended(job: Job) -> None:
+    """Count the job for /metrics (forge_jobs_total, its run time and queue wait) once its end is committed, in the
+    process that ended it: the worker that ran it, or the web process or reaper that cancelled or failed it."""
+    started, finished, created = job.started_at, job.finished_at, job.created_at
+    transaction.on_commit(
+        partial(
+            job_observe,
+            kind=job.kind,
+            status=job.status,
+            duration_s=(finished - started).total_seconds() if started and finished else None,
+            queue_wait_s=(started - created).total_seconds() if started and created else None,
+        )
+    )
 
 
 class JobError(Exception):
@@ -247,6 +263,7 @@ def _recover_lost(job: Job, *, now: Any = None, resend: bool = True) -> str | No
             job.refresh_from_db()
             audit_record(actor=None, action="job.reap", obj=job, after={"status": "failed", "error": message})
             job_ended.send(sender=Job, job=job, actor=None)
+            _count_ended(job)
             return JobStatus.FAILED
         if not lost.update(status=JobStatus.QUEUED, message="re-queued: worker lost", enqueued_at=None):
             return None
@@ -278,6 +295,7 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "", hook:
             )
             if hook is not None:
                 hook(job)
+            _count_ended(job)
     return job
 
 
@@ -290,6 +308,7 @@ def job_cancel(*, job: Job, actor: Any) -> Job:
         if updated:
             audit_record(actor=actor, action="job.cancel", obj=job, after={"status": JobStatus.CANCELLED})
             job_ended.send(sender=Job, job=job, actor=actor)
+            _count_ended(job)
     return job
 
 

@@ -13,7 +13,6 @@ in the files, and `metrics_exposition()` reads those back.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +113,6 @@ def job_observe(*, kind: str, status: str, duration_s: float | None, queue_wait_
         JOB_QUEUE_WAIT.labels(kind).observe(max(0.0, queue_wait_s))
 
 
-def job_observe_row(job: Any) -> None:
-    """job_observe() from a finished Job row: run time from its claim, queue wait from its creation."""
-    started: datetime | None = job.started_at
-    finished: datetime | None = job.finished_at
-    created: datetime | None = job.created_at
-    job_observe(
-        kind=job.kind,
-        status=job.status,
-        duration_s=(finished - started).total_seconds() if started and finished else None,
-        queue_wait_s=(started - created).total_seconds() if started and created else None,
-    )
-
-
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -144,7 +130,7 @@ def http_observe(*, method: str, route: str, status: int, duration_s: float) -> 
     children[1].observe(duration_s)
 
 
-class _FoldersCollector:
+class FoldersCollector:
     """Every metric file of the given folders, merged as one multiprocess collector merges one folder (series with
     the same labels add up across processes and folders)."""
 
@@ -160,5 +146,5 @@ def metrics_exposition(*, include_workers: bool) -> bytes:
     """The Prometheus text exposition of this process's group (every process of it), and of the Celery workers on
     this host when `include_workers` (the console's /metrics shows the jobs they ran)."""
     registry = CollectorRegistry()
-    registry.register(_FoldersCollector(multiproc.exposed_dirs(include_workers=include_workers)))
+    registry.register(FoldersCollector(multiproc.exposed_dirs(include_workers=include_workers)))
     return generate_latest(registry)

@@ -19,9 +19,11 @@ import requests
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from forge_site.jobs import job_cancel, job_create
 from forge_site.observability import multiproc, serving_observe
 from forge_site.observability.metrics import metrics_exposition
-from tests.conftest import BASE_DIR
+from tests.api.helpers import bearer_client, mlp, upload
+from tests.conftest import BASE_DIR, wait_for
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
@@ -149,6 +151,56 @@ def test_open_access_lets_anyone_in(db, settings) -> None:
 def test_worker_groups_are_named_after_the_node() -> None:
     assert multiproc.worker_group("gpu@host-1") == "worker-gpu"
     assert multiproc.worker_group("test worker/../x@h") == "worker-test_worker_.._x"
+
+
+# --- jobs ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_job_a_real_worker_ran_is_counted_with_its_run_time_and_queue_wait(celery_worker, engineer) -> None:
+    job_labels = {"kind": "inspect", "status": "succeeded"}
+    before = scrape(Client())
+    client = bearer_client(engineer)
+    assert client.post("/api/v1/models/", {"name": "metered"}, format="json").status_code == 201
+    created = upload(client, "metered", "1.0.0", mlp())
+    assert created.status_code == 201, created.content
+    job_id = created.json()["job_id"]
+    wait_for(lambda: client.get(f"/api/v1/jobs/{job_id}/").json()["status"] == "succeeded", timeout=90)
+
+    def counted() -> dict | None:
+        now = scrape(Client())
+        return (
+            now
+            if value(now, "forge_jobs_total", **job_labels) > value(before, "forge_jobs_total", **job_labels)
+            else None
+        )
+
+    after = wait_for(counted, timeout=10)
+    assert value(after, "forge_jobs_total", **job_labels) - value(before, "forge_jobs_total", **job_labels) == 1
+    for histogram, labels in (
+        ("forge_job_duration_seconds", job_labels),
+        ("forge_job_queue_wait_seconds", {"kind": "inspect"}),
+    ):
+        assert value(after, f"{histogram}_count", **labels) - value(before, f"{histogram}_count", **labels) == 1
+        assert value(after, f"{histogram}_sum", **labels) > value(before, f"{histogram}_sum", **labels)
+    # counted by the worker's pool process, in the worker node's own folder, which the console's /metrics reads
+    node = celery_worker.args[celery_worker.args.index("-n") + 1]
+    folder = multiproc.metrics_root() / multiproc.worker_group(node)
+    assert list(folder.glob("counter_*.db")), f"no metrics files in {folder}"
+
+
+@pytest.mark.django_db
+def test_a_cancelled_job_is_counted_where_it_was_cancelled(engineer, django_capture_on_commit_callbacks) -> None:
+    kind = f"metered-{random.randrange(10**9)}"
+    with django_capture_on_commit_callbacks(execute=False):  # its message is never sent
+        job = job_create(kind=kind, task_name="forge_site.none", queue="default", subject=engineer)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_cancel(job=job, actor=engineer)
+        job_cancel(job=job, actor=engineer)  # a second click changes nothing and counts nothing
+    parsed = samples(metrics_exposition(include_workers=False).decode())
+    assert value(parsed, "forge_jobs_total", kind=kind, status="cancelled") == 1
+    assert value(parsed, "forge_job_duration_seconds_count", kind=kind, status="cancelled") == 0  # it never ran
 
 
 # --- under gunicorn, as `make run` serves it --------------------------------------------------------------------------
