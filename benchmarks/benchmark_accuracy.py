@@ -137,7 +137,7 @@ def calibrated_model(
 
 def forge_p50_ms(module: Any, x: Any, device: str = "cpu") -> dict[str, Any]:
     from models_registry.benchmark import BenchmarkConfig, run_benchmark
-    from models_registry.runners import TorchScriptRunner
+    from models_registry.sandbox.runners import TorchScriptRunner
 
     runner = TorchScriptRunner(module, device=device, dtype="float32", label="bench")
     config = BenchmarkConfig(
@@ -219,7 +219,7 @@ def main() -> None:
 
     import torch
 
-    from models_registry.runners import strict_float32
+    from models_registry.sandbox.runners import strict_float32
     from tests.torchscript_models import CreditMLP
 
     torch.set_num_threads(args.threads)

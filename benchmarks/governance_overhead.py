@@ -37,7 +37,7 @@ def measure(features: int, target_ms: float, repeats: int, device: str = "cpu") 
     import torch
 
     from models_registry.benchmark import GovernanceHooks, cuda_sync, governance_overhead
-    from models_registry.runners import TorchScriptRunner
+    from models_registry.sandbox.runners import TorchScriptRunner
 
     module, name, calibrated_ms = calibrated_model(target_ms, batch=BATCH, features=features, device=device)
     runner = TorchScriptRunner(module, device=device, dtype="float32", label=name)
@@ -60,7 +60,7 @@ def main() -> None:
 
     import torch
 
-    from models_registry.runners import strict_float32
+    from models_registry.sandbox.runners import strict_float32
 
     torch.set_num_threads(args.threads)
     strict_float32()  # as the job sandbox does

@@ -2,12 +2,11 @@
 
     python3 benchmarks/gpu_jobs.py [--device cuda] [--var-dir DIR] [--json]
 
-Needs torch, numpy, psutil and onnxruntime, no Django: it drives models_registry.executor.Sandbox (the child process
-a Celery worker talks to) with the requests a parity or benchmark job sends, for the credit-risk MLP and a small
-CNN (tests/torchscript_models.py), and prints per dtype and batch size what the job's result holds: latency p50 and
-p99, throughput, peak CUDA memory, the governance overhead at the largest batch, and for parity runs the max error
-against the CPU in float32 and the time taken. `--device cpu` runs the same requests on the CPU, for contrast.
-"""
+Needs torch, numpy, psutil and onnxruntime, no Django: it drives models_registry.sandbox.executor.Sandbox (the child
+process a Celery worker talks to) with the requests a parity or benchmark job sends, for the credit-risk MLP and a small
+CNN (tests/torchscript_models.py), and prints per dtype and batch size what the job's result holds: latency p50 and p99,
+throughput, peak CUDA memory, the governance overhead at the largest batch, and for parity runs the max error against
+the CPU in float32 and the time taken. `--device cpu` runs the same requests on the CPU, for contrast."""
 
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ def main() -> None:
 
     import torch
 
-    from models_registry.executor import Sandbox
+    from models_registry.sandbox.executor import Sandbox
     from tests.torchscript_models import IMAGE_SPEC, MLP_SPEC, CreditMLP, SmallCNN, sandbox_artifact, scripted_bytes
 
     tmp = Path(tempfile.mkdtemp(prefix="forge-gpu-jobs-"))

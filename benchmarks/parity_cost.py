@@ -7,7 +7,7 @@ Goal (issue 3): the parity run takes at most 1.5x the time of the two bare infer
 
 What it does: builds the credit-risk MLP (tests/torchscript_models.py CreditMLP, 32 features, seed 0), saves it
 with torch.jit.save and exports it with torch.onnx.export into var/bench/parity/, and loads both the way a parity
-job does (models_registry.runners.ModelCache). For each batch size it draws the seeded inputs once
+job does (models_registry.sandbox.runners.ModelCache). For each batch size it draws the seeded inputs once
 (models_registry.parity.spec_batches) and times, interleaved `--repeats` times (medians reported):
   - bare TorchScript: the loaded module called on every batch inside one torch.inference_mode();
   - bare ONNX Runtime: session.run on every batch, inputs already numpy arrays;
@@ -64,7 +64,7 @@ def measure(
 
     from models_registry.input_spec import parse_input_spec
     from models_registry.parity import ParityComparison, batch_count, random_inputs, run_parity, spec_batches
-    from models_registry.runners import ModelCache, OnnxRunner, TorchScriptRunner
+    from models_registry.sandbox.runners import ModelCache, OnnxRunner, TorchScriptRunner
     from tests.torchscript_models import MLP_SPEC
 
     decls = parse_input_spec(MLP_SPEC)
@@ -170,7 +170,7 @@ def main() -> None:
 
     import torch
 
-    from models_registry.runners import strict_float32
+    from models_registry.sandbox.runners import strict_float32
 
     torch.set_num_threads(args.threads)
     strict_float32()  # as the job sandbox does

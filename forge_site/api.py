@@ -19,15 +19,25 @@ class ApiError(exceptions.APIException):
 
     status_code: int = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None, status_code: int = 400):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid",
+        field: str | None = None,
+        status_code: int = 400,
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(detail=message, code=code)
         self.code = code
         self.field = field
         self.status_code = status_code
+        self.extra = extra or {}
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The error shape; `extra` adds keys beside code/message/field (e.g. an ingestion error's row, request_id)."""
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
 def _first_error(detail: Any, field: str | None = None) -> tuple[str, str, str | None]:
@@ -66,7 +76,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SuspiciousOperation):
         exc = _refused_request(exc)
     if isinstance(exc, ApiError):
-        return Response(error_body(exc.code, str(exc.detail), exc.field), status=exc.status_code)
+        return Response(error_body(exc.code, str(exc.detail), exc.field, **exc.extra), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

@@ -61,6 +61,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report.download": _ALL,
     # Prometheus scrapes as nobody: /metrics is gated by FORGE_METRICS_ACCESS (loopback, token, open), not by roles.
     "metrics.read": frozenset({PUBLIC}),
+    # issue 12, monitoring (INTERFACES.md); monitors are configured with drift.run
+    "monitoring.view": _ALL,
+    "baseline.upload": frozenset({Role.ENGINEER}),
+    "inference.ingest": frozenset({Role.ENGINEER}),
+    "drift.run": frozenset({Role.ENGINEER}),
 }
 
 

@@ -247,6 +247,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "forge_site.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "default"}},
+    # Each version's monitor has its own interval; this entry starts the ones that are due (governance/monitors).
+    "governance-monitors-due": {"task": "governance.monitors_due", "schedule": 60.0, "options": {"queue": "default"}},
 }
 FORGE_JOB_HEARTBEAT_S = env_int("FORGE_JOB_HEARTBEAT_S", 30)  # a running job writes its heartbeat this often
 FORGE_JOB_HEARTBEAT_STALE_S = env_int("FORGE_JOB_HEARTBEAT_STALE_S", 900)
@@ -300,6 +302,24 @@ FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int("FORGE_TOKEN_MAX_FAILURES_PER_ADD
 
 # NIST AI RMF report PDFs (governance): the fonts embedded in every PDF (Debian's fonts-dejavu-core).
 FORGE_REPORT_FONT_DIR = os.environ.get("FORGE_REPORT_FONT_DIR", "/usr/share/fonts/truetype/dejavu")
+
+# Monitoring (issue 12): baselines, ingestion, drift runs. See docs/drift.md.
+FORGE_BASELINE_MAX_ROWS = env_int("FORGE_BASELINE_MAX_ROWS", 5_000_000)
+FORGE_DRIFT_RAW_ROW_LIMIT = env_int("FORGE_DRIFT_RAW_ROW_LIMIT", 2_000_000)  # above: drift from the hourly sketches
+FORGE_LABEL_JOIN_LOOKBACK_DAYS = env_int("FORGE_LABEL_JOIN_LOOKBACK_DAYS", 30)
+FORGE_INGEST_MAX_JSON_ROWS = env_int("FORGE_INGEST_MAX_JSON_ROWS", 10_000)
+# Data files (baselines, inference logs, drift uploads: multipart field "file") are streamed to disk and read in
+# batches, so they may be far larger than a companion file.
+FORGE_MAX_DATA_FILE_BYTES = env_int("FORGE_MAX_DATA_FILE_BYTES", 16 * 1024**3)
+FORGE_UPLOAD_FIELD_LIMITS = {"file": FORGE_MAX_DATA_FILE_BYTES}
+# Request kinds the job sandbox takes besides parity and benchmark: {kind: "package.module:function"}, Django-free
+# functions the sandbox child imports (the allow-list: it imports nothing else). See models_registry/sandbox/.
+FORGE_SANDBOX_HANDLERS = {"score_baseline": "governance.drift.scoring:score_baseline"}
+# Called as hook(monitor=..., job=...) after each monitor run that succeeded (alert rules plug in here).
+FORGE_MONITOR_RESULT_HOOKS = env_list("FORGE_MONITOR_RESULT_HOOKS", [])
+# Registry page extension points (models_registry/templatetags/registry_extensions.py): apps above add to them.
+FORGE_VERSION_BADGES = ["governance.badges.drift_badges"]
+FORGE_VERSION_LINKS = ["governance.badges.monitoring_links"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

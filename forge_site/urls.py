@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/v1/", include("forge_site.api_urls")),
     path("api/v1/", include("models_registry.api.urls")),
     path("api/v1/", include("governance.api.report_urls")),
+    path("governance/", include("governance.urls")),
+    path("api/v1/", include("governance.api.urls")),
     path("api/schema/", require_action("site.public")(SpectacularAPIView.as_view()), name="api-schema"),
     path(
         "api/docs/",

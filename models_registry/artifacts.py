@@ -44,7 +44,11 @@ class HashedUploadedFile(TemporaryUploadedFile):
 
 
 def field_limit(field_name: str) -> int:
-    return settings.FORGE_MAX_ARTIFACT_BYTES if field_name in ARTIFACT_FIELDS else settings.FORGE_MAX_COMPANION_BYTES
+    """A file field's size limit: the artifact's, a limit an app declared for its field in
+    FORGE_UPLOAD_FIELD_LIMITS (e.g. governance's data files), or the companions'."""
+    if field_name in ARTIFACT_FIELDS:
+        return settings.FORGE_MAX_ARTIFACT_BYTES
+    return int(getattr(settings, "FORGE_UPLOAD_FIELD_LIMITS", {}).get(field_name, settings.FORGE_MAX_COMPANION_BYTES))
 
 
 def human_bytes(value: float) -> str:
@@ -85,6 +89,9 @@ class HashingUploadHandler(FileUploadHandler):
         self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: str | None = None
     ) -> tuple[QueryDict, MultiValueDict] | None:
         limit = settings.FORGE_MAX_ARTIFACT_BYTES + 2 * settings.FORGE_MAX_COMPANION_BYTES + MULTIPART_SLACK
+        if getattr(self.request, "forge_data_upload", False):
+            # A view that takes a data file (it set the flag before reading the body): its field's limit applies.
+            limit = max([limit, *getattr(settings, "FORGE_UPLOAD_FIELD_LIMITS", {}).values()]) + MULTIPART_SLACK
         if content_length and content_length > limit:
             # Refuse before reading a byte: the request is larger than any acceptable upload.
             self._errors()["artifact"] = (

@@ -26,7 +26,7 @@ import psutil
 import torch
 
 from models_registry.benchmark_compare import compare_results, cpu_model, describe_machine, fingerprint_key
-from models_registry.runners import RunnerError, TorchScriptRunner, library_versions
+from models_registry.sandbox.runners import RunnerError, TorchScriptRunner, library_versions
 
 __all__ = ["compare_results", "describe_machine", "fingerprint_key"]  # torch-free, re-exported here
 

@@ -14,8 +14,8 @@ from django.conf import settings
 
 from forge_site.jobs import JobCancelled, JobContext, JobError, JobTimedOut
 from models_registry.artifacts import artifact_local_copy
-from models_registry.executor import Sandbox, SandboxCancelled, SandboxError, SandboxFailure, SandboxTimeout
 from models_registry.models import ModelVersion
+from models_registry.sandbox.executor import Sandbox, SandboxCancelled, SandboxError, SandboxFailure, SandboxTimeout
 
 PROGRESS_WRITE_S = 0.5  # at most two progress writes a second, each of which also notices a cancellation
 
@@ -27,7 +27,9 @@ def worker_sandbox() -> Sandbox:
     global _sandbox
     if _sandbox is None:
         _sandbox = Sandbox(
-            cache_entries=settings.FORGE_MODEL_CACHE_ENTRIES, memory_bytes=settings.FORGE_SANDBOX_MEMORY_BYTES
+            cache_entries=settings.FORGE_MODEL_CACHE_ENTRIES,
+            memory_bytes=settings.FORGE_SANDBOX_MEMORY_BYTES,
+            handlers=settings.FORGE_SANDBOX_HANDLERS,
         )
     return _sandbox
 
@@ -62,6 +64,12 @@ class _Relay:
         except JobCancelled:
             return False
         return True
+
+
+def sandbox_execute(ctx: JobContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request in this worker's job sandbox for a job: progress and device to its row, cancel honoured,
+    failures as JobError / JobTimedOut (apps above use it for the request kinds they add)."""
+    return _execute(ctx, request)
 
 
 def _execute(ctx: JobContext, request: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from forge_site.jobs import JobCancelled, JobContext, JobError, JobTask, job_run
 from forge_site.models import Job
 from models_registry.artifacts import artifact_local_copy
 from models_registry.evaluation import benchmark_execute, parity_execute
-from models_registry.inspection import run_inspection
 from models_registry.models import ModelVersion
+from models_registry.sandbox.inspection import run_inspection
 from models_registry.services import version_record_inspection
 
 

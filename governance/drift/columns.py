@@ -74,6 +74,8 @@ class CategoricalColumn:
             is_missing = np.isnan(array)
             missing = int(is_missing.sum())
             array = array[~is_missing]
+        elif array.dtype.kind == "O" and (fast := _text_counts(array)) is not None:
+            return fast
         elif array.dtype.kind == "O":
             is_missing = np.fromiter((_is_missing(v) for v in array), dtype=bool, count=len(array))
             missing = int(is_missing.sum())
@@ -87,6 +89,22 @@ class CategoricalColumn:
 
 
 Column = NumericColumn | CategoricalColumn
+
+
+def _text_counts(array: np.ndarray) -> CategoricalColumn | None:
+    """Counts of an object array that holds only text and None, in one pyarrow pass; None when it holds anything
+    else (numbers, NaN), which the general path handles."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arrow = pa.array(array, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # objects that are not all text (numbers, NaN): the general path
+        return None
+    counted = pc.value_counts(arrow.drop_null())
+    keys = counted.field("values").to_pylist()
+    numbers = counted.field("counts").to_pylist()
+    return CategoricalColumn(counts=dict(zip(keys, numbers, strict=True)), missing=arrow.null_count)
 
 
 def _is_missing(value: object) -> bool:

@@ -61,28 +61,41 @@ def tally(
 ) -> dict[str, np.ndarray]:
     """Per segment value: the six counts of TALLY_FIELDS. `predicted` holds decisions (bool); `labels` holds 1/0
     (or True/False) for labelled rows and NaN for rows without a label."""
-    segment_text = np.asarray(
-        [MISSING_SEGMENT if s is None or s != s else category_text(s) for s in segments], dtype=object
-    )
+    segment_text = _segment_texts(segments)
     decided = np.asarray(predicted, dtype=bool)
     label_values = np.full(len(decided), np.nan) if labels is None else np.asarray(labels, dtype=np.float64)
     labelled = ~np.isnan(label_values)
     positive = labelled & (label_values > 0.5)
-    result: dict[str, np.ndarray] = {}
-    for value in sorted(set(segment_text.tolist())):
-        mask = segment_text == value
-        result[value] = np.array(
-            [
-                int(mask.sum()),
-                int((decided & mask).sum()),
-                int((labelled & mask).sum()),
-                int((positive & mask).sum()),
-                int((decided & positive & mask).sum()),
-                int((decided & labelled & ~positive & mask).sum()),
-            ],
-            dtype=np.int64,
-        )
-    return result
+    values, codes = np.unique(segment_text, return_inverse=True)
+    size = len(values)
+    measures = (
+        np.ones(len(decided), dtype=bool),
+        decided,
+        labelled,
+        positive,
+        decided & positive,
+        decided & labelled & ~positive,
+    )
+    counts = np.stack([np.bincount(codes, weights=m, minlength=size) for m in measures], axis=1).astype(np.int64)
+    return {str(value): counts[index] for index, value in enumerate(values.tolist())}
+
+
+def _segment_texts(segments: Iterable[object]) -> np.ndarray:
+    """Segment values as a text array, missing ones as MISSING_SEGMENT (vectorised for text arrays)."""
+    array = segments if isinstance(segments, np.ndarray) else np.asarray(list(segments), dtype=object)
+    if array.dtype.kind == "U":
+        return array
+    if array.dtype.kind == "O":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            arrow = pa.array(array, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrow = None  # objects that are not all text (numbers): the general path below
+        if arrow is not None:
+            return np.asarray(pc.fill_null(arrow, MISSING_SEGMENT).to_numpy(zero_copy_only=False), dtype=str)
+    return np.asarray([MISSING_SEGMENT if s is None or s != s else category_text(s) for s in array], dtype=str)
 
 
 def merge_tallies(parts: Iterable[Mapping[str, Iterable[int]]]) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from models_registry.benchmark import (
     measure_batch,
     run_benchmark,
 )
-from models_registry.runners import RunnerError, TorchScriptRunner
+from models_registry.sandbox.runners import RunnerError, TorchScriptRunner
 from tests.torchscript_models import mlp_bytes
 
 

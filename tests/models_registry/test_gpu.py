@@ -1,4 +1,4 @@
-"""The GPU paths of parity and benchmark jobs, through the real job sandbox (models_registry.executor).
+"""The GPU paths of parity and benchmark jobs, through the real job sandbox (models_registry.sandbox.executor).
 
 These run only where torch sees a CUDA device (a GPU worker host); on a machine without one they are skipped, and
 tests/models_registry/test_runners.py and test_evaluation_worker.py check the refusals and the fallback instead.
@@ -15,8 +15,8 @@ import onnxruntime
 import pytest
 import torch
 
-from models_registry.executor import Sandbox, SandboxCancelled, SandboxFailure, SandboxTimeout
-from models_registry.runners import RunnerError, resolve_device
+from models_registry.sandbox.executor import Sandbox, SandboxCancelled, SandboxFailure, SandboxTimeout
+from models_registry.sandbox.runners import RunnerError, resolve_device
 from tests.evaluation_models import LoopsOnLargeBatches, SlowMLP, mlp_with_onnx, seeded
 from tests.torchscript_models import (
     GATED_SPEC,

@@ -29,7 +29,7 @@ from models_registry.parity import (
     spec_batches,
     tolerance_for,
 )
-from models_registry.runners import ModelCache, OnnxRunner, TorchScriptRunner
+from models_registry.sandbox.runners import ModelCache, OnnxRunner, TorchScriptRunner
 from tests.torchscript_models import GATED_SPEC, MLP_SPEC, TOKENS_SPEC, CreditMLP, Gated, TokenBag
 
 MLP = parse_input_spec(MLP_SPEC)
@@ -538,7 +538,7 @@ def test_on_batch_returning_false_cancels_after_the_current_group():
 
 
 def test_a_runner_error_stops_the_run(tmp_path: Path):
-    from models_registry.runners import RunnerError
+    from models_registry.sandbox.runners import RunnerError
 
     model = seeded(CreditMLP)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from models_registry.runners import (
+from models_registry.sandbox.runners import (
     ModelCache,
     OnnxRunner,
     RunnerError,
@@ -63,7 +63,7 @@ def export_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, n
 
 def test_pure_modules_import_neither_django_nor_celery():
     code = (
-        "import sys; import models_registry.runners, models_registry.parity, models_registry.benchmark; "
+        "import sys; import models_registry.sandbox.runners, models_registry.parity, models_registry.benchmark; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'kombu')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

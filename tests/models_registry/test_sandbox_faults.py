@@ -17,9 +17,9 @@ import pytest
 from forge_site.celery import app
 from forge_site.jobs import job_cancel, jobs_reap_stale
 from forge_site.models import AuditEvent, Job, JobStatus
-from models_registry.executor import Sandbox, SandboxError
 from models_registry.models import ModelVersion, RegisteredModel, VersionStatus
 from models_registry.process_death import OomCounters
+from models_registry.sandbox.executor import Sandbox, SandboxError
 from models_registry.services import model_create, version_create
 from models_registry.tasks import inspect_version_now
 from tests.api.helpers import mlp, temp_upload
@@ -48,7 +48,7 @@ def _sandboxes() -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process().children(recursive=True)
-        if "models_registry.inspect_sandbox" in " ".join(child.cmdline())
+        if "models_registry.sandbox.inspect_sandbox" in " ".join(child.cmdline())
     ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from models_registry.process_death import OomCounters, describe_death, memory_limit_hit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (models_registry/sandbox/ is two below)
 TICK_S = 1.0
 
 # Called about every TICK_S while the sandbox runs, with the sandbox's pid; returning False stops it (a cancel).
@@ -65,7 +65,7 @@ def run_inspection(
     env["OMP_NUM_THREADS"] = "1"
     counters = OomCounters.read()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "models_registry.inspect_sandbox"],
+        [sys.executable, "-m", "models_registry.sandbox.inspect_sandbox"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -149,7 +149,7 @@ class _Prepared:
 def _prepare(request: dict[str, Any], channel: Channel, cache: Any, loading: str) -> _Prepared:
     import torch
 
-    from models_registry import runners
+    from models_registry.sandbox import runners
 
     device, fallback = runners.resolve_device(
         request.get("device") or "auto", allow_fallback=bool(request.get("allow_fallback"))
@@ -171,7 +171,8 @@ def _prepare(request: dict[str, Any], channel: Channel, cache: Any, loading: str
 def run_parity_request(request: dict[str, Any], channel: Channel, cache: Any) -> dict[str, Any]:
     import torch
 
-    from models_registry import parity, runners
+    from models_registry import parity
+    from models_registry.sandbox import runners
 
     started = time.perf_counter()
     allow_fallback = bool(request.get("allow_fallback"))
@@ -275,7 +276,8 @@ def run_parity_request(request: dict[str, Any], channel: Channel, cache: Any) ->
 def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any) -> dict[str, Any]:
     import torch
 
-    from models_registry import benchmark, parity, runners
+    from models_registry import benchmark, parity
+    from models_registry.sandbox import runners
 
     prepared = _prepare(request, channel, cache, "loading the model")
     runner, device, dtype, fallback = prepared.runner, prepared.device, prepared.dtype, prepared.fallback
@@ -344,7 +346,27 @@ def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any)
     }
 
 
-HANDLERS = {"parity": run_parity_request, "benchmark": run_benchmark_request}
+HANDLERS: dict[str, Any] = {"parity": run_parity_request, "benchmark": run_benchmark_request}
+HANDLERS_ENV = "FORGE_SANDBOX_HANDLERS"
+
+
+def load_extra_handlers(spec: str) -> dict[str, Any]:
+    """The request kinds an app above the registry adds: JSON {kind: "package.module:function"}, which the worker
+    passes from settings.FORGE_SANDBOX_HANDLERS (the allow-list: the child imports nothing else). Each function
+    takes (request, channel, cache) like the built-in handlers and returns the result's JSON. A built-in kind
+    cannot be replaced."""
+    import importlib
+
+    table = json.loads(spec) if spec else {}
+    handlers: dict[str, Any] = {}
+    for kind, target in table.items():
+        if kind in HANDLERS:
+            raise ValueError(f"sandbox request kind {kind!r} is built in")
+        module_name, _, function = str(target).partition(":")
+        if not module_name or not function:
+            raise ValueError(f"sandbox handler {target!r} must be 'package.module:function'")
+        handlers[kind] = getattr(importlib.import_module(module_name), function)
+    return handlers
 
 
 def _message(exc: BaseException) -> str:
@@ -353,7 +375,8 @@ def _message(exc: BaseException) -> str:
 
 
 def handle(request: dict[str, Any], channel: Channel, cache: Any) -> None:
-    from models_registry import benchmark, parity, runners
+    from models_registry import benchmark, parity
+    from models_registry.sandbox import runners
 
     handler = HANDLERS.get(request.get("type", ""))
     if handler is None:
@@ -390,7 +413,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     import torch
 
-    from models_registry.runners import ModelCache
+    from models_registry.sandbox.runners import ModelCache
 
     global DEFAULT_THREADS
     DEFAULT_THREADS = torch.get_num_threads()
@@ -400,6 +423,7 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     cache = ModelCache(max_entries=int(os.environ.get("FORGE_SANDBOX_CACHE_ENTRIES", "4")))
+    HANDLERS.update(load_extra_handlers(os.environ.get(HANDLERS_ENV, "")))
     channel = Channel(protocol)
     channel.send(
         {

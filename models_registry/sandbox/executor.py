@@ -1,7 +1,7 @@
 """The worker's side of the job sandbox: one long-lived child process per worker process, spoken to in JSON lines.
 
-The child (`models_registry.job_sandbox`) keeps loaded artifacts in a bounded cache, so ten runs on one version load
-it once. The parent enforces the deadline: a model that never returns is killed with its whole process group and
+The child (`models_registry.sandbox.job_sandbox`) keeps loaded artifacts in a bounded cache, so ten runs on one version
+load it once. The parent enforces the deadline: a model that never returns is killed with its whole process group and
 the next job starts a fresh child. No Django here, so it can be driven by tests and benchmarks on its own.
 """
 
@@ -25,7 +25,7 @@ from models_registry.process_death import OomCounters, describe_death
 
 logger = logging.getLogger(__name__)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (models_registry/sandbox/ is two below)
 START_TIMEOUT_S = 120.0
 CANCEL_GRACE_S = 30.0
 TICK_S = 0.5
@@ -70,9 +70,12 @@ def _die_with_parent() -> None:
 class Sandbox:
     """A handle on the child process; starts it on first use and after it was killed."""
 
-    def __init__(self, *, cache_entries: int = 4, memory_bytes: int = 0) -> None:
+    def __init__(
+        self, *, cache_entries: int = 4, memory_bytes: int = 0, handlers: dict[str, str] | None = None
+    ) -> None:
         self.cache_entries = cache_entries
         self.memory_bytes = memory_bytes
+        self.handlers = dict(handlers or {})  # extra request kinds: {kind: "package.module:function"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self._buffer = b""
@@ -90,10 +93,11 @@ class Sandbox:
             PYTHONPATH=str(BASE_DIR),
             FORGE_SANDBOX_CACHE_ENTRIES=str(self.cache_entries),
             FORGE_SANDBOX_MEMORY_BYTES=str(self.memory_bytes),
+            FORGE_SANDBOX_HANDLERS=json.dumps(self.handlers),
         )
         self._buffer = b""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "models_registry.job_sandbox"],
+            [sys.executable, "-m", "models_registry.sandbox.job_sandbox"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=str(BASE_DIR),
