@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from picklescan.scanner import SafetyLevel, scan_pickle_bytes, scan_zip_bytes
 
-from models_registry.sandbox import inspect_sandbox
 from models_registry.archive import ArchiveRejected, check_torchscript_archive
-from models_registry.sandbox.inspection import run_inspection
 from models_registry.pickle_scan import PickleRefused
 from models_registry.pickle_scan import scan_pickle_bytes as forge_scan
+from models_registry.sandbox import inspect_sandbox
+from models_registry.sandbox.inspection import run_inspection
 from tests.hostile_pickles import (
     HOSTILE_PICKLES,
     duplicate_member,
