@@ -8,6 +8,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from forge_site.observability.celery_hooks import worker_metrics_prepare, worker_process_exited
+from forge_site.observability.tracing import tracing_install_worker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "forge_site.settings")
 
@@ -24,3 +25,5 @@ app.autodiscover_tasks()
 # Metrics of the pool processes (forge_site.observability.celery_hooks): one folder per worker node, emptied at start.
 signals.worker_init.connect(worker_metrics_prepare, weak=False)
 signals.worker_process_shutdown.connect(worker_process_exited, weak=False)
+# Traces (only with OTEL_EXPORTER_OTLP_ENDPOINT set), installed in each pool process after the fork.
+signals.worker_process_init.connect(tracing_install_worker, weak=False)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 # Set by forge_site.middleware.RequestIdMiddleware for the request being served (and read by the audit trail).
 current_request_id: ContextVar[str] = ContextVar("forge_request_id", default="")
+
+# Set by forge_site.observability.tracing when traces are on: () -> (trace_id, span_id) of the current span, or None.
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 # What every LogRecord has; anything else on a record came from `extra=` and goes into the JSON object as it is.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -55,6 +59,8 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or current_request_id.get()
         if request_id:
             entry["request_id"] = request_id
+        if trace_ids is not None and (ids := trace_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry and not key.startswith("_"):
                 entry[key] = _jsonable(value)

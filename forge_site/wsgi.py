@@ -6,7 +6,10 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from forge_site.observability.tracing import tracing_install_web
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "forge_site.settings")
+tracing_install_web()  # only with OTEL_EXPORTER_OTLP_ENDPOINT set; before the handler loads its middleware
 application = get_wsgi_application()
 
 # Import now what the first request would import: the URLconf, and through it every view, serializer and service

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from forge_site.jobs import JobCancelled, JobContext, JobError, JobTimedOut
+from forge_site.observability.tracing import sandbox_span, traceparent
 from models_registry.artifacts import artifact_local_copy
 from models_registry.models import ModelVersion
 from models_registry.sandbox.executor import Sandbox, SandboxCancelled, SandboxError, SandboxFailure, SandboxTimeout
@@ -75,7 +76,11 @@ def sandbox_execute(ctx: JobContext, request: dict[str, Any]) -> dict[str, Any]:
 def _execute(ctx: JobContext, request: dict[str, Any]) -> dict[str, Any]:
     limit = int(ctx.job.params.get("time_limit_s") or settings.FORGE_EVAL_TIME_LIMIT_S)
     try:
-        return worker_sandbox().run(request, timeout_s=limit, on_event=_Relay(ctx))
+        with sandbox_span(f"sandbox {request.get('type', 'run')}", **{"forge.job": str(ctx.job.pk)}):
+            # the persistent sandbox outlives one trace, so the context travels in the request, not its environment
+            context = traceparent()
+            request = {**request, "traceparent": context} if context else request
+            return worker_sandbox().run(request, timeout_s=limit, on_event=_Relay(ctx))
     except SandboxTimeout as exc:
         raise JobTimedOut(
             f"The run did not finish within its {limit} s limit (a model that never returns ends this way); "

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from forge_site.jobs import JobCancelled, JobContext, JobError, JobTask, job_run
 from forge_site.models import Job
+from forge_site.observability.tracing import sandbox_span
 from models_registry.artifacts import artifact_local_copy
 from models_registry.evaluation import benchmark_execute, parity_execute
 from models_registry.models import ModelVersion
@@ -43,6 +44,12 @@ class _Tick:
         return not self.ctx.cancelled()
 
 
+def _inspect_traced(ctx: JobContext, request: dict[str, Any], tick: _Tick) -> Any:
+    """run_inspection inside a trace span (when tracing is on), so the time spent in the child shows in the trace."""
+    with sandbox_span("sandbox inspect", **{"forge.job": str(ctx.job.pk)}):
+        return run_inspection(**request, on_tick=tick)
+
+
 def inspect_version_now(job_id: str) -> Job | None:
     """The inspection job's body: claim, inspect in the sandbox, record. The demo calls it without a worker."""
     outcome: dict[str, Any] = {}
@@ -63,13 +70,13 @@ def inspect_version_now(job_id: str) -> Job | None:
                 "memory_bytes": settings.FORGE_INSPECT_MEMORY_BYTES,
                 "max_uncompressed": 4 * settings.FORGE_MAX_ARTIFACT_BYTES,
             }
-            result = run_inspection(**request, on_tick=tick)
+            result = _inspect_traced(ctx, request, tick)
             first_kill = ""
             if result.killed:  # a kill from outside may not happen again (a neighbour's memory, an operator)
                 first_kill = result.reason
                 tick.message = "the sandbox was killed; inspecting once more"
                 ctx.progress(20, tick.message)
-                result = run_inspection(**request, on_tick=tick)
+                result = _inspect_traced(ctx, request, tick)
         if result.cancelled:
             raise JobCancelled("the job is no longer running")
         reason = result.reason
