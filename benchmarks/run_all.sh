@@ -26,6 +26,8 @@ $PY benchmarks/parity_cost.py --threads 1 --hidden 1024 "${PAR_ARGS[@]}"   # a h
 $PY benchmarks/governance_overhead.py --threads 1 "${GOV_ARGS[@]}"
 # issue 13: sticky rollout assignment (in-process)
 $PY benchmarks/rollout_assignment.py
+# issue 13: what metrics and JSON logs cost a served request (in-process)
+$PY benchmarks/observe_cost.py
 echo
 echo "== summary"
 $PY benchmarks/summary.py

@@ -18,8 +18,6 @@ trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 # What every LogRecord has; anything else on a record came from `extra=` and goes into the JSON object as it is.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-# Keys Forge's code passes in `extra=`, listed first when present (documented in docs/operations.md, Logs).
-KNOWN_FIELDS = ("request_id", "rollout", "version", "arm", "latency_ms", "outcome", "job", "kind", "status")
 
 
 class ClientErrorWithoutTraceback(logging.Filter):
@@ -34,9 +32,15 @@ class ClientErrorWithoutTraceback(logging.Filter):
         return True
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _utc_time(created: float) -> str:
+    global _last_second
     seconds = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+    if _last_second[0] != seconds:  # formatting the date is most of the cost; a busy process logs many a second
+        _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_last_second[1]}.{int((created - seconds) * 1000):03d}Z"
 
 
 def _jsonable(value: Any) -> Any:

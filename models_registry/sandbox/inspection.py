@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forge_site.observability.tracing import traceparent
 from models_registry.process_death import OomCounters, describe_death, memory_limit_hit
 
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (models_registry/sandbox/ is two below)
@@ -63,6 +64,8 @@ def run_inspection(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "SECRET", "REDIS"))}
     env["PYTHONPATH"] = str(BASE_DIR)
     env["OMP_NUM_THREADS"] = "1"
+    if context := traceparent():  # the trace this inspection belongs to (W3C Trace Context's variable name)
+        env["TRACEPARENT"] = context
     counters = OomCounters.read()
     proc = subprocess.Popen(
         [sys.executable, "-m", "models_registry.sandbox.inspect_sandbox"],
