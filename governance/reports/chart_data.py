@@ -100,6 +100,60 @@ def _benchmark(items: tuple[Mapping[str, Any], ...], field: str) -> dict[str, An
     }
 
 
+P_VALUE_FLOOR = 1e-12  # a p-value of 0 (printed as such) still draws a finite bar
+
+
+def _drift_ratio(feature: Mapping[str, Any]) -> float | None:
+    """How far past its threshold a feature is, on one scale for every method: statistic ÷ threshold where a large
+    statistic means drift, threshold ÷ p-value where a small p-value does; 1 is the threshold either way."""
+    threshold, statistic, p_value = feature.get("threshold"), feature.get("statistic"), feature.get("p_value")
+    if not isinstance(threshold, int | float) or threshold <= 0:
+        return None
+    if isinstance(p_value, int | float):
+        return threshold / max(p_value, P_VALUE_FLOOR)
+    if isinstance(statistic, int | float):
+        return statistic / threshold
+    return None
+
+
+def _drift(items: tuple[Mapping[str, Any], ...]) -> dict[str, Any] | None:
+    """The latest successful drift run in the period, one bar per feature (worst first, as the run sorted them)."""
+    runs = [i for i in items if str(i.get("key", "")).startswith("job:") and i["values"].get("status") == "succeeded"]
+    if not runs:
+        return None
+    run = runs[-1]
+    bars = []
+    for feature in run["values"].get("features") or []:
+        ratio = _drift_ratio(feature)
+        if ratio is None or feature.get("drifted") is None:
+            continue
+        p_value = feature.get("p_value")
+        figure = f"p {p_value:.2g}" if isinstance(p_value, int | float) else f"{feature.get('statistic', 0):.2g}"
+        bars.append(
+            {
+                "label": f"{feature['name']} ({feature.get('method')})",
+                "value": ratio,
+                "ok": not feature["drifted"],
+                "threshold": 1.0,
+                "text": figure,
+            }
+        )
+    if not bars:
+        return None
+    window = run["values"].get("window") or {}
+    when = f"{str(window.get('start', ''))[:10]} to {str(window.get('end', ''))[:10]}" if window else "an uploaded file"
+    return {
+        "id": "chart-drift",
+        "title": (
+            f"Drift per feature: {run['model']} {run['version']}, {when} ({run['id']}); statistic ÷ threshold, or "
+            "threshold ÷ p-value for tests, log scale; dotted: the threshold; red: drifted"
+        ),
+        "type": "log_bars",
+        "cites": ["MEASURE 2.4", "MEASURE 3.1", "MANAGE 4.1"],
+        "data": {"bars": bars[:MAX_BARS], "unit": "distance from the feature's drift threshold (1 = at it)"},
+    }
+
+
 def _aliases(items: tuple[Mapping[str, Any], ...]) -> dict[str, Any] | None:
     history = next((i for i in items if i.get("key") == "alias-history"), None)
     if history is None:
@@ -140,6 +194,7 @@ def charts_for(found: Mapping[Kind, KindEvidence], subcategories: list[dict[str,
         _parity(found[Kind.PARITY].items),
         _benchmark(found[Kind.BENCHMARK].items, "p50"),
         _benchmark(found[Kind.BENCHMARK].items, "throughput"),
+        _drift(found[Kind.DRIFT].items),
         _aliases(found[Kind.APPROVALS].items),
         _activity(found[Kind.AUDIT_TRAIL].items),
     ]

@@ -151,7 +151,8 @@ def _legend(svg: Svg, entries: Sequence[tuple[str, str]], y: float, x: float = 2
 
 
 def log_bars(title: str, data: dict[str, Any]) -> Svg:
-    """Horizontal bars on a log axis (parity errors), a dotted tick at each bar's tolerance."""
+    """Horizontal bars on a log axis (parity errors, drift against its threshold), a dotted tick at each bar's
+    tolerance; a bar's "text" (else its value) is written beside it."""
     bars = data["bars"]
     left, right, top, bar_h, gap = 230, WIDTH - 20, 10, 14, 6
     plot_bottom = top + len(bars) * (bar_h + gap)
@@ -178,7 +179,8 @@ def log_bars(title: str, data: dict[str, Any]) -> Svg:
             svg.add(
                 "line", x1=x, y1=y - 2, x2=x, y2=y + bar_h + 2, stroke=INK, stroke_width=1.2, stroke_dasharray="2,2"
             )
-        svg.text(min(scale(value) + 4, right - 40), y + bar_h * 0.78, f"{bar['value']:.2g}", size=8, fill=MUTED)
+        text = bar.get("text") or f"{bar['value']:.2g}"
+        svg.text(min(scale(value) + 4, right - 40), y + bar_h * 0.78, text, size=8, fill=MUTED)
     svg.text((left + right) / 2, height - 6, data.get("unit", ""), size=9, anchor="middle", fill=MUTED)
     return svg
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from governance.nist_rmf.mapping import Kind, KindEvidence
-from governance.reports.collectors import audit, evaluation, registry
+from governance.reports.collectors import audit, evaluation, monitoring, registry
 from governance.reports.scope import ReportScope
 
 
@@ -24,6 +24,8 @@ COLLECTORS: tuple[Collector, ...] = (
     Collector(Kind.INSPECTION, registry.collect_inspection),
     Collector(Kind.PARITY, evaluation.collect_parity),
     Collector(Kind.BENCHMARK, evaluation.collect_benchmark),
+    Collector(Kind.DRIFT, monitoring.collect_drift),
+    Collector(Kind.FAIRNESS, monitoring.collect_fairness),
     Collector(Kind.APPROVALS, audit.collect_approvals),
     Collector(Kind.RETIREMENT, audit.collect_retirement, audit.retirement_recorded),
     Collector(Kind.AUDIT_TRAIL, audit.collect_audit_trail),
