@@ -1,4 +1,5 @@
-"""Page-number pagination that hands the view the page as an unevaluated, sliced queryset."""
+"""Page-number pagination: pages given as whole numbers only, and (Lazy...) the page as an unevaluated, sliced
+queryset."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
 
-class LazyPageNumberPagination(PageNumberPagination):
+class ForgePageNumberPagination(PageNumberPagination):
+    """DRF's PageNumberPagination, except that an empty `?page=` is an invalid page (404, like `?page=abc`) instead of
+    page 1: the schema says `page` is an integer, and the server does what the schema says."""
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and not raw.strip():
+            raise NotFound("Invalid page '': give a page number (the first page is 1).")
+        return super().get_page_number(request, paginator)
+
+
+class LazyPageNumberPagination(ForgePageNumberPagination):
     """Like DRF's PageNumberPagination (same query parameters and response), but `paginate_queryset` returns the
     page's sliced queryset instead of a list of instances, so a list view can read plain values() rows and use
     the page as a subquery. The count runs on the queryset as given, so give it one without extra joins."""

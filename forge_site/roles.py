@@ -66,6 +66,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "baseline.upload": frozenset({Role.ENGINEER}),
     "inference.ingest": frozenset({Role.ENGINEER}),
     "drift.run": frozenset({Role.ENGINEER}),
+    # Alerts (issue 12): everyone reads alert history, rules, destinations and deliveries; engineers change them.
+    "alerts.view": _ALL,
+    "alerts.manage": frozenset({Role.ENGINEER}),
 }
 
 

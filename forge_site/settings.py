@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -35,6 +38,16 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -249,6 +262,16 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "forge_site.reap_stale_jobs", "schedule": 60.0, "options": {"queue": "default"}},
     # Each version's monitor has its own interval; this entry starts the ones that are due (governance/monitors).
     "governance-monitors-due": {"task": "governance.monitors_due", "schedule": 60.0, "options": {"queue": "default"}},
+    "sweep-alert-deliveries": {
+        "task": "governance.sweep_alert_deliveries",
+        "schedule": 60.0,
+        "options": {"queue": "default"},
+    },
+    "evaluate-alert-rules": {
+        "task": "governance.evaluate_alert_rules",
+        "schedule": float(env_int("FORGE_ALERT_EVALUATE_EVERY_S", 300)),
+        "options": {"queue": "default"},
+    },
 }
 FORGE_JOB_HEARTBEAT_S = env_int("FORGE_JOB_HEARTBEAT_S", 30)  # a running job writes its heartbeat this often
 FORGE_JOB_HEARTBEAT_STALE_S = env_int("FORGE_JOB_HEARTBEAT_STALE_S", 900)
@@ -302,6 +325,34 @@ FORGE_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int("FORGE_TOKEN_MAX_FAILURES_PER_ADD
 
 # NIST AI RMF report PDFs (governance): the fonts embedded in every PDF (Debian's fonts-dejavu-core).
 FORGE_REPORT_FONT_DIR = os.environ.get("FORGE_REPORT_FONT_DIR", "/usr/share/fonts/truetype/dejavu")
+# Alerts (governance): where notifications may go, how they are delivered, how secrets are kept (operations.md).
+FORGE_PUBLIC_URL = os.environ.get("FORGE_PUBLIC_URL", "").rstrip("/")  # links in notifications; none when empty
+FORGE_SECRETS_KEYS = env_list("FORGE_SECRETS_KEYS", [])  # Fernet keys, newest first; empty: derived from SECRET_KEY
+for _key in FORGE_SECRETS_KEYS:
+    try:
+        _key_ok = len(base64.urlsafe_b64decode(_key.encode())) == 32
+    except (ValueError, binascii.Error):
+        _key_ok = False
+    if not _key_ok:
+        raise ImproperlyConfigured(
+            "FORGE_SECRETS_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)"
+        )
+FORGE_ALERT_ALLOW_LOOPBACK = env_bool("FORGE_ALERT_ALLOW_LOOPBACK", False)  # tests and development only
+FORGE_ALERT_ALLOWED_NETWORKS = env_list("FORGE_ALERT_ALLOWED_NETWORKS", [])  # private networks destinations may use
+for _network in FORGE_ALERT_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"FORGE_ALERT_ALLOWED_NETWORKS: {exc}") from exc
+FORGE_ALERT_CA_BUNDLE = os.environ.get("FORGE_ALERT_CA_BUNDLE") or None  # None: the system's trust store
+FORGE_ALERT_DNS_TIMEOUT_S = env_float("FORGE_ALERT_DNS_TIMEOUT_S", 2.0)
+FORGE_ALERT_CONNECT_TIMEOUT_S = env_float("FORGE_ALERT_CONNECT_TIMEOUT_S", 3.0)
+FORGE_ALERT_READ_TIMEOUT_S = env_float("FORGE_ALERT_READ_TIMEOUT_S", 5.0)
+FORGE_ALERT_TOTAL_TIMEOUT_S = env_float("FORGE_ALERT_TOTAL_TIMEOUT_S", 10.0)
+FORGE_ALERT_MAX_ATTEMPTS = env_int("FORGE_ALERT_MAX_ATTEMPTS", 6)
+FORGE_ALERT_RETRY_BASE_S = env_float("FORGE_ALERT_RETRY_BASE_S", 30.0)  # then doubling: 30 s, 1, 2, 4, 8 min
+FORGE_ALERT_RETRY_MAX_S = env_float("FORGE_ALERT_RETRY_MAX_S", 3600.0)  # also the most a Retry-After is waited
+FORGE_ALERT_DEFAULT_COOLDOWN_S = env_int("FORGE_ALERT_DEFAULT_COOLDOWN_S", 3600)  # alert_raise without a rule
 
 # Monitoring (issue 12): baselines, ingestion, drift runs. See docs/drift.md.
 FORGE_BASELINE_MAX_ROWS = env_int("FORGE_BASELINE_MAX_ROWS", 5_000_000)
@@ -316,7 +367,9 @@ FORGE_UPLOAD_FIELD_LIMITS = {"file": FORGE_MAX_DATA_FILE_BYTES}
 # functions the sandbox child imports (the allow-list: it imports nothing else). See models_registry/sandbox/.
 FORGE_SANDBOX_HANDLERS = {"score_baseline": "governance.drift.scoring:score_baseline"}
 # Called as hook(monitor=..., job=...) after each monitor run that succeeded (alert rules plug in here).
-FORGE_MONITOR_RESULT_HOOKS = env_list("FORGE_MONITOR_RESULT_HOOKS", [])
+FORGE_MONITOR_RESULT_HOOKS = env_list(
+    "FORGE_MONITOR_RESULT_HOOKS", ["governance.services.alerts.alert_rules_monitor_hook"]
+)
 # Registry page extension points (models_registry/templatetags/registry_extensions.py): apps above add to them.
 FORGE_VERSION_BADGES = ["governance.badges.drift_badges"]
 FORGE_VERSION_LINKS = ["governance.badges.monitoring_links"]
@@ -328,7 +381,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["forge_site.roles.ActionPermission"],
     "DEFAULT_SCHEMA_CLASS": "forge_site.schema.ForgeAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "forge_site.pagination.ForgePageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "forge_site.api.exception_handler",
     # JSON only: the schema promises JSON bodies, and a form-encoded one would be read by other rules (every value a
@@ -361,6 +414,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReportStatusEnum": "governance.models.reports.ReportStatus",
         "SubcategoryStatusEnum": "governance.nist_rmf.mapping.Status",
+        "AlertSeverityEnum": "governance.models.alerts.Severity",
+        "AlertStatusEnum": "governance.models.alerts.AlertStatus",
+        "AlertDeliveryStatusEnum": "governance.models.alerts.DeliveryStatus",
+        "AlertDestinationKindEnum": "governance.models.alerts.DestinationKind",
     },
 }
 

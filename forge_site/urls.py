@@ -18,11 +18,13 @@ urlpatterns = [
     path("jobs/", include("forge_site.job_urls")),
     path("registry/", include("models_registry.urls")),
     path("reports/", include("governance.report_urls")),
+    path("alerts/", include("governance.alert_urls")),
     path("api/v1/", include("forge_site.api_urls")),
     path("api/v1/", include("models_registry.api.urls")),
     path("api/v1/", include("governance.api.report_urls")),
     path("governance/", include("governance.urls")),
     path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include("governance.api.alert_urls")),
     path("api/schema/", require_action("site.public")(SpectacularAPIView.as_view()), name="api-schema"),
     path(
         "api/docs/",

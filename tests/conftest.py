@@ -103,6 +103,11 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         FORGE_VAR_DIR=str(settings.VAR_DIR),
         FORGE_STORAGE=str(settings.FORGE_STORAGE),
         FORGE_INSPECT_TIMEOUT_S=str(settings.FORGE_INSPECT_TIMEOUT_S),
+        # Alert deliveries go to receivers the tests start on 127.0.0.1, and wait briefly.
+        FORGE_ALERT_ALLOW_LOOPBACK="1",
+        FORGE_ALERT_READ_TIMEOUT_S="1",
+        FORGE_ALERT_TOTAL_TIMEOUT_S="3",
+        FORGE_ALERT_RETRY_BASE_S="0.2",
     )
     log = open(settings.VAR_DIR / "test-worker.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -1,5 +1,22 @@
-"""Governance records, one module per concern (reports, monitoring; alerts arrive beside them)."""
+"""Governance records, one module per concern (monitoring, alerts, reports)."""
 
+from governance.models.alerts import (
+    DELIVERY_FINAL,
+    SEVERITY_RANK,
+    Alert,
+    AlertDelivery,
+    AlertDestination,
+    AlertEvidence,
+    AlertRule,
+    AlertStatus,
+    AttemptOutcome,
+    Comparison,
+    DeliveryAttempt,
+    DeliveryEvent,
+    DeliveryStatus,
+    DestinationKind,
+    Severity,
+)
 from governance.models.monitoring import (
     Baseline,
     BaselineStatus,
@@ -11,8 +28,22 @@ from governance.models.monitoring import (
 from governance.models.reports import Report, ReportPaper, ReportPdf, ReportStatus, ReportSubcategory
 
 __all__ = [
+    "DELIVERY_FINAL",
+    "SEVERITY_RANK",
+    "Alert",
+    "AlertDelivery",
+    "AlertDestination",
+    "AlertEvidence",
+    "AlertRule",
+    "AlertStatus",
+    "AttemptOutcome",
     "Baseline",
     "BaselineStatus",
+    "Comparison",
+    "DeliveryAttempt",
+    "DeliveryEvent",
+    "DeliveryStatus",
+    "DestinationKind",
     "InferenceBatch",
     "InferenceLabel",
     "Monitor",
@@ -21,5 +52,6 @@ __all__ = [
     "ReportPdf",
     "ReportStatus",
     "ReportSubcategory",
+    "Severity",
     "SketchWindow",
 ]

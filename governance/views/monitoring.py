@@ -20,6 +20,7 @@ from governance import charts, selectors
 from governance.drift import DriftOptions
 from governance.drift.sketch import WindowSketch, merge_sketches
 from governance.reference import reference_for
+from governance.selectors.alerts import alerts_section
 from governance.services import monitoring
 from governance.services.baselines import MonitoringError
 from models_registry.api.views import _version_or_404
@@ -56,6 +57,7 @@ def monitoring_page(request: HttpRequest, name: str, version: str) -> HttpRespon
         "end": end,
         "figures": {},
         "overlays": [],
+        "alerts_section": alerts_section(version=mv),
     }
     if baseline is not None and baseline.status == "ready":
         reference = reference_for(baseline)

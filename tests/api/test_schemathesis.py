@@ -18,15 +18,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
 from django.conf import settings
+from django.utils import timezone
 
 from forge_site.models import Job
 from forge_site.roles import Role
 from forge_site.tokens import token_create
+from governance.models import AlertRule
 from models_registry.models import RegisteredModel
 from models_registry.services import model_create
 from tests.api.helpers import mlp_version
@@ -53,9 +56,13 @@ def api_data(db: None) -> dict[str, str]:
     model = model_create(name="credit-risk", owner=engineer, description="Scores loans", tags=["credit"])
     first = mlp_version(model, engineer, "1.0.0", onnx=True)
     mlp_version(model, engineer, "1.1.0")
+    # Their inspections finished, as a worker would have left them: a generated cancel of a still-queued inspection
+    # would reject the version (as it should), and leave no ready version to start runs on.
+    Job.objects.filter(kind="inspect").update(status="succeeded", progress=100, finished_at=timezone.now())
     evaluation_job(first, "parity", result=parity_result(), created_by=engineer)
     for p50 in (1.0, 2.0):
         evaluation_job(first, "benchmark", result=benchmark_result(p50_ms={1: p50, 8: p50 * 2}), created_by=engineer)
+    _alert_data(engineer, first)
     _, token = token_create(user=engineer, name="schemathesis")
     _, revoke_token = token_create(user=make_user("rex", Role.ENGINEER), name="schemathesis-revoke")
     # Retiring runs as a compliance officer, whose role may not retire: a generated request that reaches the
@@ -67,6 +74,28 @@ def api_data(db: None) -> dict[str, str]:
         "FORGE_SCHEMATHESIS_REVOKE_TOKEN": revoke_token,
         "FORGE_SCHEMATHESIS_OFFICER_TOKEN": officer_token,
     }
+
+
+def _alert_data(engineer: Any, version: Any) -> None:
+    """A rule, a destination (a public address no test reaches: its deliveries stay queued) and an alert with a
+    delivery, so the alert operations read and change real rows."""
+    from governance.services.alert_destinations import alert_destination_create
+    from governance.services.alerts import alert_raise, alert_rule_create
+
+    alert_rule_create(actor=engineer, name="seeded", metric="drift_share", threshold=0.5, model=version.model)
+    alert_destination_create(actor=engineer, name="seeded", kind="slack", url="https://93.184.215.14/hook")
+    alert_raise(
+        model=version.model,
+        version=version,
+        source="rollout",
+        metric="error_rate",
+        feature=None,
+        value=0.2,
+        threshold=0.05,
+        severity="critical",
+        message="seeded",
+        dedup_key="seeded",
+    )
 
 
 def _free_port() -> int:
@@ -158,3 +187,4 @@ def test_the_api_does_what_its_schema_says(forge_server, api_data, tmp_path):
     # It reached the core of the API, not only its refusals: it created models and started runs.
     assert RegisteredModel.objects.exclude(name="credit-risk").exists(), summary
     assert Job.objects.filter(kind__in=["parity", "benchmark"], status="queued").exists(), summary
+    assert AlertRule.objects.exclude(name="seeded").exists(), summary  # and added alert rules

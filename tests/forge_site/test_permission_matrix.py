@@ -140,6 +140,7 @@ class World:
     job: Job
     tokens: dict[str, ApiToken]
     report: Report
+    alerts: dict[str, int]  # ids of one alert rule, destination, alert and delivery
 
 
 def _user_for(caller: str, role: Role | str | None) -> User:
@@ -161,7 +162,39 @@ def world(db, settings) -> World:
     # on the engineer's model, so the engineer passes the reports' object-level check too
     report = report_create(actor=users["officer"], model=model, start="2026-01-01", end="2026-12-31")
     assert set(ROLE_GROUPS) == {Role.ENGINEER, Role.MANAGER, Role.OFFICER}
-    return World(users=users, model=model, version=version, job=job, tokens=tokens, report=report)
+    return World(
+        users=users,
+        model=model,
+        version=version,
+        job=job,
+        tokens=tokens,
+        report=report,
+        alerts=_alerts(engineer, version),
+    )
+
+
+def _alerts(engineer: User, version: ModelVersion) -> dict[str, int]:
+    from governance.models import AlertDelivery
+    from governance.services.alert_destinations import alert_destination_create
+    from governance.services.alerts import alert_raise, alert_rule_create
+
+    rule = alert_rule_create(actor=engineer, name="matrix", metric="drift_share", threshold=0.5)
+    destination = alert_destination_create(actor=engineer, name="matrix", kind="slack", url="https://93.184.215.14/h")
+    alert = alert_raise(
+        model=version.model,
+        version=version,
+        source="rollout",
+        metric="m",
+        feature=None,
+        value=1.0,
+        threshold=0.5,
+        severity="warning",
+        message="matrix",
+        dedup_key="matrix",
+    )
+    assert alert is not None
+    delivery = AlertDelivery.objects.get(alert=alert)
+    return {"rule": rule.pk, "destination": destination.pk, "alert": alert.pk, "delivery": delivery.pk}
 
 
 # URL kwarg -> its value, given the world and who is asking. Extend this when a view takes a new kind of kwarg.
@@ -177,6 +210,10 @@ KWARG_VALUES: dict[str, Callable[[World, str], Any]] = {
     "seq": lambda w, caller: AuditEvent.objects.order_by("seq").values_list("seq", flat=True).first(),
     "report_id": lambda w, caller: w.report.pk,
     "sub_id": lambda w, caller: "GOVERN-1.1",
+    "alert_id": lambda w, caller: w.alerts["alert"],
+    "rule_id": lambda w, caller: w.alerts["rule"],
+    "destination_id": lambda w, caller: w.alerts["destination"],
+    "delivery_id": lambda w, caller: w.alerts["delivery"],
 }
 
 
