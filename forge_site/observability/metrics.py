@@ -20,7 +20,15 @@ from forge_site.observability import multiproc
 
 multiproc.ensure_configured()  # before prometheus_client's first import (it picks its value class then)
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values  # noqa: E402
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
 from prometheus_client.metrics_core import Metric  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
@@ -78,6 +86,13 @@ HTTP_DURATION = Histogram(
     buckets=HTTP_BUCKETS,
     registry=None,
 )
+HTTP_IN_PROGRESS = Gauge(
+    "forge_http_requests_in_progress",
+    "Console requests being answered now, by method (the live processes' sum: a worker that died is dropped).",
+    ["method"],
+    multiprocess_mode="livesum",
+    registry=None,
+)
 
 # Looking up a labelled child costs more than the increment itself: keep them per label set. Bounded, so that a
 # stream of label values (rollouts come and go) cannot grow it without end.
@@ -114,6 +129,18 @@ def job_observe(*, kind: str, status: str, duration_s: float | None, queue_wait_
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+_in_progress: dict[str, Any] = {}
+
+
+def http_in_progress(method: str) -> Any:
+    """The in-progress gauge of a console request's method (inc() when it starts, dec() when it is answered)."""
+    method = method if method in _METHODS else "other"
+    gauge = _in_progress.get(method)
+    if gauge is None:
+        gauge = _in_progress[method] = HTTP_IN_PROGRESS.labels(method)
+    return gauge
 
 
 def http_observe(*, method: str, route: str, status: int, duration_s: float) -> None:

@@ -1,4 +1,5 @@
-"""Counts and times every console request for /metrics (forge_http_requests_total and its duration histogram)."""
+"""Counts and times every console request for /metrics (forge_http_requests_total, its duration histogram, and the
+requests in progress)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from forge_site.observability.metrics import http_observe
+from forge_site.observability.metrics import http_in_progress, http_observe
 
 
 class HttpMetricsMiddleware:
@@ -16,7 +17,12 @@ class HttpMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = self.get_response(request)
+        in_progress = http_in_progress(request.method or "")
+        in_progress.inc()
+        try:
+            response = self.get_response(request)
+        finally:
+            in_progress.dec()
         match = request.resolver_match
         http_observe(
             method=request.method or "",

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.test import Client
+from django.contrib.auth.models import AnonymousUser
+from django.test import Client, RequestFactory
 from prometheus_client.parser import text_string_to_metric_families
 
 from forge_site.jobs import job_cancel, job_create
 from forge_site.observability import multiproc, serving_observe
 from forge_site.observability.metrics import metrics_exposition
+from forge_site.observability.views import metrics_wsgi_app, process_group_metrics
 from tests.api.helpers import bearer_client, mlp, upload
 from tests.conftest import BASE_DIR, wait_for
 
@@ -279,3 +281,66 @@ def test_under_gunicorn_two_workers_add_up_and_every_log_line_is_json(gunicorn_w
     mine = [entry for entry in access if entry.get("request_id") == "scrape-check-42"]
     assert len(mine) == 1 and mine[0]["status"] == 200 and mine[0]["path"] == "/healthz?scope=web"
     assert mine[0]["latency_ms"] >= 0 and mine[0]["level"] == "INFO" and mine[0]["time"].endswith("Z")
+
+
+def test_a_worker_that_died_is_dropped_from_the_live_gauges_and_its_counts_are_kept(gunicorn_web) -> None:
+    url, var_dir, _ = gunicorn_web
+    folder = var_dir / "metrics" / "web"
+    for _ in range(10):
+        assert requests.get(f"{url}/healthz?scope=web", headers={"Connection": "close"}).status_code == 200
+    live = {int(path.stem.rsplit("_", 1)[1]) for path in folder.glob("gauge_livesum_*.db")}
+    assert live, "no live gauge files: the in-progress gauge was not written"
+    before = samples(requests.get(f"{url}/metrics").text)
+    victim = sorted(live)[0]
+    os.kill(victim, signal.SIGKILL)  # a worker killed (the OOM killer, gunicorn's own timeout)
+
+    # the master reaps it, child_exit drops its live gauges, and a new worker takes its place
+    wait_for(lambda: not (folder / f"gauge_livesum_{victim}.db").exists(), timeout=30)
+    assert (folder / f"counter_{victim}.db").exists()  # what it counted still counts
+    after = samples(requests.get(f"{url}/metrics").text)
+    healthz = {"method": "GET", "route": "healthz", "status": "200"}
+    assert value(after, "forge_http_requests_total", **healthz) == value(before, "forge_http_requests_total", **healthz)
+    # only the scrape itself is in progress (the dead worker's share was dropped, not left stuck)
+    assert value(after, "forge_http_requests_in_progress", method="GET") == 1
+
+
+WRITE_AS_A_WORKER = """
+import sys
+from forge_site.observability import job_observe
+job_observe(kind=sys.argv[1], status="succeeded", duration_s=2.5, queue_wait_s=0.1)
+"""
+
+
+def test_the_console_reads_this_hosts_workers_and_the_serving_process_only_its_own_group(db, tmp_path) -> None:
+    kind = f"probe-{random.randrange(10**9)}"
+    worker_folder = multiproc.metrics_root() / f"worker-test-{kind}"
+    worker_folder.mkdir(parents=True)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", WRITE_AS_A_WORKER, kind],
+            cwd=BASE_DIR,
+            env={**os.environ, "PYTHONPATH": str(BASE_DIR), "PROMETHEUS_MULTIPROC_DIR": str(worker_folder)},
+            check=True,
+            timeout=60,
+        )
+        job = {"kind": kind, "status": "succeeded"}
+        console = scrape(Client())
+        assert value(console, "forge_jobs_total", **job) == 1
+        assert value(console, "forge_job_duration_seconds_sum", **job) == 2.5
+
+        request = RequestFactory().get("/metrics", REMOTE_ADDR="127.0.0.1")
+        request.user = AnonymousUser()  # a scraper signs in as nobody
+        own = process_group_metrics(request)
+        assert own.status_code == 200 and value(samples(own.content.decode()), "forge_jobs_total", **job) == 0
+        started: list[str] = []
+        body = b"".join(
+            metrics_wsgi_app()({"REMOTE_ADDR": "::1", "PATH_INFO": "/metrics"}, lambda s, h: started.append(s))
+        )
+        assert started == ["200 OK"] and value(samples(body.decode()), "forge_jobs_total", **job) == 0
+        refused: list[str] = []
+        metrics_wsgi_app()({"REMOTE_ADDR": "10.0.0.8"}, lambda s, h: refused.append(s))
+        assert refused == ["403 Forbidden"]
+    finally:
+        for path in worker_folder.glob("*"):
+            path.unlink()
+        worker_folder.rmdir()

@@ -30,7 +30,7 @@ from forge_site.models import Job, JobStatus
 from forge_site.tokens import token_create
 from tests.api.helpers import mlp
 from tests.conftest import BASE_DIR, _worker_database_url, make_user, wait_for
-from tests.forge_site.test_metrics import _free_port
+from tests.forge_site.test_metrics import _free_port, samples, value
 from tests.torchscript_models import MLP_SPEC
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -116,8 +116,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def traced_forge(collector: Collector, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """gunicorn and a Celery worker exporting their spans to the collector; yields the web URL and the worker's log."""
+def traced_forge(collector: Collector, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """gunicorn and a Celery worker exporting their spans to the collector, the worker serving its metrics on a port
+    of its own; yields the web URL, the worker's log and the worker's metrics URL."""
     broker = settings.REDIS_URL.rsplit("/", 1)[0] + "/" + BROKER_DB
     redis.Redis.from_url(broker).flushdb()
     env = {
@@ -142,12 +143,13 @@ def traced_forge(collector: Collector, tmp_path: Path) -> Iterator[tuple[str, Pa
         tmp_path / "web.log",
     )
     worker_log = tmp_path / "worker.log"
+    worker_metrics_port = _free_port()
     worker = _start(
         [
             *(sys.executable, "-m", "celery", "-A", "forge_site", "worker", "-Q", "gpu,default", "-c", "1"),
             *("--without-gossip", "--without-mingle", "-n", f"traced-{os.getpid()}@%h", "--loglevel", "INFO"),
         ],
-        env,
+        {**env, "FORGE_WORKER_METRICS_PORT": str(worker_metrics_port)},
         worker_log,
     )
     url = f"http://127.0.0.1:{port}"
@@ -164,7 +166,7 @@ def traced_forge(collector: Collector, tmp_path: Path) -> Iterator[tuple[str, Pa
             assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
             time.sleep(0.2)
         wait_for(lambda: "ready." in worker_log.read_text(), timeout=60)
-        yield url, worker_log
+        yield url, worker_log, f"http://127.0.0.1:{worker_metrics_port}"
     finally:
         _stop(web)
         _stop(worker)
@@ -174,7 +176,7 @@ def traced_forge(collector: Collector, tmp_path: Path) -> Iterator[tuple[str, Pa
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_one_trace_follows_the_upload_into_its_job_and_the_sandbox(traced_forge, collector: Collector) -> None:
-    url, worker_log = traced_forge
+    url, worker_log, worker_metrics = traced_forge
     _, token = token_create(user=make_user("tracy", "engineer"), name="tracing")
     auth = {"Authorization": f"Bearer {token}"}
     assert requests.post(f"{url}/api/v1/models/", json={"name": "traced"}, headers=auth).status_code == 201
@@ -220,6 +222,13 @@ def test_one_trace_follows_the_upload_into_its_job_and_the_sandbox(traced_forge,
     assert {"celery.apps.worker", "celery.worker.strategy"} <= {entry["logger"] for entry in entries}
     in_trace = [entry for entry in entries if entry.get("trace_id") == run.trace_id]
     assert in_trace and all(entry["span_id"] for entry in in_trace), entries[-3:]
+
+    # the job in /metrics, both where the console reads this host's workers and on the worker's own port
+    job = {"kind": "inspect", "status": "succeeded"}
+    for scraped in (f"{url}/metrics", f"{worker_metrics}/metrics"):
+        counted = samples(requests.get(scraped, timeout=10).text)
+        assert value(counted, "forge_jobs_total", **job) == 1, scraped
+        assert value(counted, "forge_job_duration_seconds_count", **job) == 1, scraped
 
 
 def test_without_an_endpoint_nothing_is_installed(tmp_path) -> None:
