@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,17 @@ def _no_rate_limit_state() -> None:
     counters.reset()
     with contextlib.suppress(Exception):
         caches["throttle"].clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_metrics_folders_removed() -> Iterator[None]:
+    """Celery workers started by tests are named `<name>-<this pid>`; each leaves a metrics folder
+    (forge_site.observability.multiproc) that no later run reads. Remove them when the session ends."""
+    yield
+    from forge_site.observability import multiproc
+
+    for folder in multiproc.metrics_root().glob(f"{multiproc.WORKER_PREFIX}*-{os.getpid()}"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_user(username: str, role: Role | None) -> User:
