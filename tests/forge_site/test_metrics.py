@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import requests
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client, RequestFactory
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from forge_site.jobs import job_cancel, job_create
@@ -344,3 +346,21 @@ def test_the_console_reads_this_hosts_workers_and_the_serving_process_only_its_o
         for path in worker_folder.glob("*"):
             path.unlink()
         worker_folder.rmdir()
+
+
+def test_the_metric_names_in_the_operations_guide_are_the_ones_forge_exports() -> None:
+    from forge_site.observability import metrics
+
+    exported: set[str] = set()
+    for metric in vars(metrics).values():
+        if isinstance(metric, Counter):
+            exported.add(f"{metric._name}_total")
+        elif isinstance(metric, Histogram):
+            exported |= {metric._name, *(f"{metric._name}_{suffix}" for suffix in ("bucket", "sum", "count"))}
+        elif isinstance(metric, Gauge):
+            exported.add(metric._name)
+    guide = (BASE_DIR / "docs" / "operations.md").read_text()
+    section = guide.split("## Observability: metrics, logs, traces", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\bforge_[a-z_]+\b", section)) - {"forge_site"}
+    assert {"forge_serving_requests_total", "forge_serving_latency_seconds_bucket", "forge_jobs_total"} <= named
+    assert named <= exported, f"docs/operations.md names metrics Forge does not export: {sorted(named - exported)}"

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -190,20 +190,23 @@ def test_one_trace_follows_the_upload_into_its_job_and_the_sandbox(traced_forge,
     job_id = uploaded.json()["job_id"]
     wait_for(lambda: Job.objects.get(pk=job_id).status == JobStatus.SUCCEEDED, timeout=90)
 
-    def the_trace() -> list[Span] | None:
-        servers = [
-            s
-            for s in collector.spans
-            if s.service == "forge-web-under-test" and s.name.startswith("POST ") and "versions" in s.name
-        ]
-        if not servers:
-            return None
-        spans = [s for s in collector.spans if s.trace_id == servers[0].trace_id]
-        names = {s.name for s in spans}
-        wanted = {"run/models_registry.inspect_version", "sandbox inspect"}
-        return spans if wanted <= names else None
+    def the_trace(route_end: str, wanted: set[str]) -> Callable[[], list[Span] | None]:
+        """The spans of the trace whose web request span's route ends with route_end, once all `wanted` are in."""
 
-    spans = wait_for(the_trace, timeout=20)
+        def spans_of_it() -> list[Span] | None:
+            servers = [
+                s
+                for s in collector.spans
+                if s.service == "forge-web-under-test" and s.name.startswith("POST ") and s.name.endswith(route_end)
+            ]
+            if not servers:
+                return None
+            spans = [s for s in collector.spans if s.trace_id == servers[0].trace_id]
+            return spans if wanted <= {s.name for s in spans} else None
+
+        return spans_of_it
+
+    spans = wait_for(the_trace("versions/", {"run/models_registry.inspect_version", "sandbox inspect"}), timeout=20)
     assert not collector.bad
     by_name = {s.name: s for s in spans}
     server = next(s for s in spans if s.name.startswith("POST "))
@@ -215,6 +218,20 @@ def test_one_trace_follows_the_upload_into_its_job_and_the_sandbox(traced_forge,
     assert run.service == "forge-worker" and run.parent_id == publish.span_id  # the context came in the message
     assert sandbox.service == "forge-worker" and sandbox.parent_id == run.span_id
     assert len({s.trace_id for s in (server, publish, run, sandbox)}) == 1
+
+    # a parity run: its sandbox gets the trace context in its request (the job sandbox outlives one trace)
+    parity = requests.post(
+        f"{url}/api/v1/models/traced/versions/1.0.0/parity/",
+        json={"reference": {"kind": "device", "dtype": "float64"}, "samples": 64},
+        headers=auth,
+    )
+    assert parity.status_code == 202, parity.text
+    parity_job = parity.json()["id"]
+    wait_for(lambda: Job.objects.get(pk=parity_job).status == JobStatus.SUCCEEDED, timeout=90)
+    parity_spans = wait_for(the_trace("parity/", {"run/models_registry.run_parity", "sandbox parity"}), timeout=20)
+    by_name = {s.name: s for s in parity_spans}
+    assert by_name["sandbox parity"].parent_id == by_name["run/models_registry.run_parity"].span_id
+    assert by_name["sandbox parity"].trace_id != run.trace_id  # a trace of its own, the parity request's
 
     # the worker's log lines are JSON objects too (Celery's own and the job's), and those written while the task ran
     # name its trace
