@@ -243,7 +243,7 @@ RULES: dict[str, Rule] = {
     ),
     "MANAGE 4.3": Rule(
         (K.ALERTS,),
-        "incidents raised as alerts, delivered, and resolved",
+        "alert rules watching the system, and the incidents they raised, delivered and resolved",
         "incidents and errors are communicated to relevant AI actors, affected communities included",
         when_none=Status.ATTESTATION_REQUIRED,
     ),

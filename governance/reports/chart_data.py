@@ -154,6 +154,36 @@ def _drift(items: tuple[Mapping[str, Any], ...]) -> dict[str, Any] | None:
     }
 
 
+def _rollout_traffic(items: tuple[Mapping[str, Any], ...]) -> dict[str, Any] | None:
+    """The challenger's share of traffic over each rollout's life, from its audit events (start, each step, pause,
+    resume, rollback, promotion)."""
+    series = []
+    for item in items[-MAX_SERIES:]:
+        values = item["values"]
+        points = [[s["at"], s["share"]] for s in values.get("steps") or [] if isinstance(s.get("share"), int | float)]
+        if not points:
+            continue
+        series.append(
+            {
+                "name": f"#{values['rollout']} {values['model']} {values['challenger']} vs {values['champion']}"
+                + (f", {values['ended']}" if values.get("ended") else "")
+                + f" ({item['id']})",
+                "points": points,
+                "until": values.get("ended_at") or values.get("open_until"),
+            }
+        )
+    if not series:
+        return None
+    return {
+        "id": "chart-rollout-traffic",
+        "title": "Rollouts: the challenger's share of traffic over time (0 after a pause or a rollback, 100 once "
+        "promoted)",
+        "type": "steps_over_time",
+        "cites": ["MANAGE 2.2", "MEASURE 2.6"],
+        "data": {"series": series, "y_label": "challenger share", "y_suffix": "%", "y_max": 100},
+    }
+
+
 def _aliases(items: tuple[Mapping[str, Any], ...]) -> dict[str, Any] | None:
     history = next((i for i in items if i.get("key") == "alias-history"), None)
     if history is None:
@@ -195,6 +225,7 @@ def charts_for(found: Mapping[Kind, KindEvidence], subcategories: list[dict[str,
         _benchmark(found[Kind.BENCHMARK].items, "p50"),
         _benchmark(found[Kind.BENCHMARK].items, "throughput"),
         _drift(found[Kind.DRIFT].items),
+        _rollout_traffic(found[Kind.ROLLOUTS].items),
         _aliases(found[Kind.APPROVALS].items),
         _activity(found[Kind.AUDIT_TRAIL].items),
     ]

@@ -274,6 +274,49 @@ def timeline(title: str, data: dict[str, Any]) -> Svg:
     return svg
 
 
+def steps_over_time(title: str, data: dict[str, Any]) -> Svg:
+    """A value held from one moment to the next (a rollout's traffic share), one stepped line per series, over dates.
+    Each series: {"name", "points": [[iso time, value], ...], "until": iso time the last value held to}."""
+    series = data["series"]
+    left, right, top, plot_bottom = 60, WIDTH - 20, 26, 184
+    height = plot_bottom + 40 + 14 * ((len(series) + 1) // 2)
+    svg = Svg(title, WIDTH, height)
+    times = [_when(p[0]) for s in series for p in s["points"]] + [_when(s["until"]) for s in series if s.get("until")]
+    sx = Scale(min(times), max(times), left, right)
+    top_value = data.get("y_max") or max((p[1] for s in series for p in s["points"]), default=1) or 1
+    y_ticks = nice_ticks(0, top_value)
+    sy = Scale(0, y_ticks[-1], plot_bottom, top)
+    for tick in y_ticks:
+        y = sy(tick)
+        svg.add("line", x1=left, y1=y, x2=right, y2=y, stroke=GRID, stroke_width=1)
+        svg.text(left - 6, y + 3, number(tick) + data.get("y_suffix", ""), size=8, anchor="end", fill=MUTED)
+    svg.add("line", x1=left, y1=plot_bottom, x2=right, y2=plot_bottom, stroke=MUTED, stroke_width=1)
+    for stamp, anchor in ((min(times), "start"), (max(times), "end")):
+        label = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M")
+        svg.text(sx(stamp), plot_bottom + 14, label, size=8, anchor=anchor, fill=MUTED)
+    svg.text(left - 40, 10, data.get("y_label", ""), size=9, fill=MUTED)
+    for i, s in enumerate(series):
+        color = SERIES[i % len(SERIES)]
+        corners: list[str] = []
+        points = sorted((_when(t), v) for t, v in s["points"])
+        for j, (t, v) in enumerate(points):
+            if j:
+                corners.append(f"{_fmt(sx(t))},{_fmt(sy(points[j - 1][1]))}")
+            corners.append(f"{_fmt(sx(t))},{_fmt(sy(v))}")
+        if s.get("until") and points:
+            corners.append(f"{_fmt(sx(_when(s['until'])))},{_fmt(sy(points[-1][1]))}")
+        svg.add("polyline", points=" ".join(corners), fill="none", stroke=color, stroke_width=1.8)
+        for t, v in points:
+            svg.add("circle", cx=sx(t), cy=sy(v), r=2.6, fill=color)
+    legend_y = plot_bottom + 34
+    for i, s in enumerate(series):
+        x = 20 + (i % 2) * (WIDTH // 2)
+        y = legend_y + (i // 2) * 14
+        svg.add("rect", x=x, y=y - 8, width=10, height=10, fill=SERIES[i % len(SERIES)])
+        svg.text(x + 14, y + 1, _short(s["name"], 52), size=8.5, fill=MUTED)
+    return svg
+
+
 def columns(title: str, data: dict[str, Any]) -> Svg:
     """Vertical bars (audit events per day)."""
     cols = data["columns"]
@@ -297,7 +340,14 @@ def columns(title: str, data: dict[str, Any]) -> Svg:
     return svg
 
 
-DRAW = {"stacked_bars": stacked_bars, "log_bars": log_bars, "lines": lines, "timeline": timeline, "columns": columns}
+DRAW = {
+    "stacked_bars": stacked_bars,
+    "log_bars": log_bars,
+    "lines": lines,
+    "timeline": timeline,
+    "columns": columns,
+    "steps_over_time": steps_over_time,
+}
 
 
 def draw(chart: dict[str, Any]) -> Svg:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from governance.nist_rmf.mapping import Kind, KindEvidence
-from governance.reports.collectors import audit, evaluation, monitoring, registry
+from governance.reports.collectors import alerts, audit, evaluation, monitoring, registry, rollouts
 from governance.reports.scope import ReportScope
 
 
@@ -26,7 +26,10 @@ COLLECTORS: tuple[Collector, ...] = (
     Collector(Kind.BENCHMARK, evaluation.collect_benchmark),
     Collector(Kind.DRIFT, monitoring.collect_drift),
     Collector(Kind.FAIRNESS, monitoring.collect_fairness),
+    Collector(Kind.ALERTS, alerts.collect_alerts),
     Collector(Kind.APPROVALS, audit.collect_approvals),
+    Collector(Kind.ROLLOUTS, rollouts.collect_rollouts, rollouts.rollouts_recorded),
+    Collector(Kind.ROLLBACKS, rollouts.collect_rollbacks, rollouts.rollouts_recorded),
     Collector(Kind.RETIREMENT, audit.collect_retirement, audit.retirement_recorded),
     Collector(Kind.AUDIT_TRAIL, audit.collect_audit_trail),
     Collector(Kind.AUDIT_CHAIN, audit.collect_audit_chain),
