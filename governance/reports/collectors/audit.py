@@ -150,6 +150,10 @@ def collect_audit_chain(scope: ReportScope) -> KindEvidence:
     )
 
 
+def _percent(value: object) -> str:
+    return f"{value:g}%" if isinstance(value, int | float) else "?"
+
+
 def _approval_summary(event: AuditEvent) -> str:
     after, before = event.after or {}, event.before or {}
     if event.action == "alias.move":
@@ -157,6 +161,13 @@ def _approval_summary(event: AuditEvent) -> str:
         model = event.object_repr.split("@")[0]
         text = f"{event.actor_label} moved {after.get('alias')} of {model} to {after.get('version')}"
         text += f" (from {moved_from})" if moved_from else ""
+    elif event.action == "rollout.advance":  # cited here only when advanced over unmet minimums
+        text = (
+            f"{event.actor_label} advanced rollout #{after.get('rollout', event.object_id)} of "
+            f"{after.get('model', '')} {after.get('challenger', '')} to {_percent(after.get('share'))} of traffic"
+        )
+        if after.get("unmet"):
+            text += f" before its minimums were met ({'; '.join(map(str, after['unmet']))})"
     else:
         verb = {
             "promotion.request": "asked to promote",

@@ -93,7 +93,8 @@ def _rollout_values(
         "primary_metric": (created.after or {}).get("primary_metric") if created else None,
         "created_by": created.actor_label if created else "",
         "steps": steps[:MAX_STEPS_KEPT],
-        "overrides": [s for s in steps if s.get("override_reason")],
+        "overrides": [s for s in steps if s.get("override_reason") and s["action"] == "rollout.advance"],
+        "promotion_override": (promotion.after or {}).get("override_reason") if promotion is not None else None,
         "breaches": sum(1 for e in events if e.action == "rollout.guardrail_breach"),
         "ended": ended,
         "ended_at": iso(promotion.at if promotion is not None else last.at) if ended else None,
@@ -118,6 +119,8 @@ def _rollout_summary(values: dict[str, Any]) -> str:
         head += "; ".join(clipped(str(s["override_reason"]), 80) for s in values["overrides"][:2]) + ")"
     if values["breaches"]:
         head += f"; {values['breaches']} guardrail breach{'es' if values['breaches'] != 1 else ''}"
+    if values["ended"] == "promoted" and values["promotion_override"]:
+        return head + f"; promoted over unmet requirements, override: {clipped(str(values['promotion_override']), 80)}"
     return head + (f"; {values['ended']}" if values["ended"] else "; still open at the end of the period")
 
 
