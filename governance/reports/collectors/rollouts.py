@@ -30,6 +30,7 @@ SHARE_AFTER = {
     "rollout.rollback": lambda after: 0.0,
     "rollout.abort": lambda after: 0.0,
 }
+PROMOTION_ACTIONS = ("promotion.request", "promotion.approve", "promotion.reject")
 ENDINGS = {"rollout.rollback": "rolled back", "rollout.abort": "aborted"}
 MAX_STEPS_KEPT = 50  # a rollout paused and resumed more often than this keeps its first 50 changes
 
@@ -46,10 +47,15 @@ def _rollout_events(scope: ReportScope) -> dict[str, list[AuditEvent]]:
     return by_rollout
 
 
-def _promotions(scope: ReportScope) -> dict[str, AuditEvent]:
-    """Approved promotions by rollout id: a promoted challenger ends its rollout at the whole traffic."""
-    approved = scope_events(scope).filter(action="promotion.approve").order_by("seq")
-    return {str((e.after or {}).get("rollout")): e for e in approved if (e.after or {}).get("rollout") is not None}
+def _promotions(scope: ReportScope) -> dict[str, list[AuditEvent]]:
+    """Promotion requests and decisions by rollout id (an approval ends its rollout at the whole traffic)."""
+    by_rollout: dict[str, list[AuditEvent]] = {}
+    events = scope_events(scope).filter(action__in=PROMOTION_ACTIONS).order_by("seq")
+    for event in events:
+        rollout_id = (event.after or {}).get("rollout")
+        if rollout_id is not None:
+            by_rollout.setdefault(str(rollout_id), []).append(event)
+    return by_rollout
 
 
 def _share(value: Any) -> str:
@@ -57,8 +63,9 @@ def _share(value: Any) -> str:
 
 
 def _rollout_values(
-    rollout_id: str, events: list[AuditEvent], promotion: AuditEvent | None, scope: ReportScope
+    rollout_id: str, events: list[AuditEvent], promotions: list[AuditEvent], scope: ReportScope
 ) -> dict[str, Any]:
+    promotion = next((e for e in promotions if e.action == "promotion.approve"), None)
     first = events[0].after or {}
     created = next((e for e in events if e.action == "rollout.create"), None)
     steps = []
@@ -100,6 +107,10 @@ def _rollout_values(
         "ended_at": iso(promotion.at if promotion is not None else last.at) if ended else None,
         # a rollout still open holds its last share until the period ends (or until now, for a period not over)
         "open_until": None if ended else iso(min(scope.end, timezone.now())),
+        "promotion": [
+            {"action": e.action, "by": e.actor_label, "at": iso(e.at), "comment": (e.after or {}).get("comment")}
+            for e in promotions
+        ],
         "events": [event.seq for event in events],
     }
 
@@ -119,6 +130,11 @@ def _rollout_summary(values: dict[str, Any]) -> str:
         head += "; ".join(clipped(str(s["override_reason"]), 80) for s in values["overrides"][:2]) + ")"
     if values["breaches"]:
         head += f"; {values['breaches']} guardrail breach{'es' if values['breaches'] != 1 else ''}"
+    last_promotion = values["promotion"][-1] if values["promotion"] else None
+    if not values["ended"] and last_promotion is not None and last_promotion["action"] == "promotion.request":
+        head += f"; promotion asked for by {last_promotion['by']}, awaiting a manager's decision"
+    elif not values["ended"] and last_promotion is not None and last_promotion["action"] == "promotion.reject":
+        head += f"; promotion rejected by {last_promotion['by']}"
     if values["ended"] == "promoted" and values["promotion_override"]:
         return head + f"; promoted over unmet requirements, override: {clipped(str(values['promotion_override']), 80)}"
     return head + (f"; {values['ended']}" if values["ended"] else "; still open at the end of the period")
@@ -139,7 +155,7 @@ def collect_rollouts(scope: ReportScope) -> KindEvidence:
     promotions = _promotions(scope)
     items = []
     for rollout_id, events in _rollout_events(scope).items():
-        values = _rollout_values(rollout_id, events, promotions.get(rollout_id), scope)
+        values = _rollout_values(rollout_id, events, promotions.get(rollout_id, []), scope)
         items.append(
             evidence_item(
                 kind=Kind.ROLLOUTS,
