@@ -6,10 +6,11 @@ Goal (issue 14): a full report (72 subcategories, 6 charts, 200 evidence rows) r
 machine; the same snapshot rendered twice gives the same text and the same snapshot hash.
 
 What it does: in its own SQLite database under var/bench/report/ it registers one model with 30 real TorchScript
-versions (the registry service, inspection recorded as passed), records 72 parity and 45 benchmark runs in the
-shape the workers write (tests/evidence_results.py), moves the champion 20 times, then an officer starts a report,
+versions (the registry service, inspection recorded as passed), records 62 parity and 40 benchmark runs in the
+shape the workers write (tests/evidence_results.py) and 5 drift runs whose results governance.drift computes (32
+features, fairness by 2 segment attributes), moves the champion 20 times, then an officer starts a report,
 attests 10 subcategories and finalizes it (the real services: evidence collected, snapshot frozen and hashed). The
-evidence register then holds 201 items and the report draws 6 charts. It times
+evidence register then holds 201 items and the report draws 7 charts (drift per feature among them). It times
 governance.reports.pdf.render_pdf (the PDF job's rendering step: template + WeasyPrint, A4) `--repeats` times,
 wall clock and this process's CPU time, checks that every render has the same bytes and text as the first and that
 the stored snapshot still hashes to its SHA-256. With `--kaleido` it also times exporting 6 comparable plotly
@@ -32,12 +33,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 GOAL_S = 5.0
-VERSIONS, PARITY_RUNS, BENCHMARK_RUNS, ALIAS_MOVES = 30, 72, 45, 20  # 201 evidence items
+VERSIONS, PARITY_RUNS, BENCHMARK_RUNS, ALIAS_MOVES = 30, 62, 40, 20
+DRIFT_RUNS, DRIFT_FEATURES = 5, 32  # each with fairness by 2 segment attributes: 15 items; 201 evidence items in all
+
+
+def drift_results() -> list[dict[str, Any]]:
+    """Drift-job results as the worker writes them: governance.drift on 32 features of 5,000 reference rows against
+    2,000 logged rows (three features moving more each run), with fairness by region and age band from tallies."""
+    import numpy as np
+
+    from governance.drift import NUMERIC, drift_report
+    from governance.drift.fairness import fairness_report
+
+    rng = np.random.default_rng(7)
+    names = [f"f{i:02d}" for i in range(DRIFT_FEATURES)]
+    kinds = dict.fromkeys(names, NUMERIC)
+    reference = {name: rng.standard_normal(5000) for name in names}
+    results = []
+    for run in range(DRIFT_RUNS):
+        current = {name: rng.standard_normal(2000) + (0.1 * run if i < 3 else 0.0) for i, name in enumerate(names)}
+        result = drift_report(reference, current, kinds)
+        result["window"] = {"start": f"2026-03-0{run + 1}T00:00:00+00:00", "end": f"2026-03-0{run + 2}T00:00:00+00:00"}
+        tallies = {
+            "region": {"north": [900, 300, 400, 130, 90, 40], "south": [1100, 300 + 40 * run, 500, 160, 110, 60]},
+            "age_band": {"18-29": [600, 200, 250, 80, 60, 30], "30+": [1400, 420, 650, 210, 150, 70]},
+        }
+        result["fairness"] = {
+            "window": result["window"],
+            "attributes": [fairness_report(counts, attribute=name) for name, counts in tallies.items()],
+        }
+        results.append(result)
+    return results
 
 
 def populate() -> Any:
     from django.contrib.auth.models import Group, User
+    from django.utils import timezone
 
+    from forge_site.models import Job
     from forge_site.roles import ROLE_GROUPS, Role
     from governance.services.reports import report_create, report_finalize, report_subcategory_update
     from models_registry.services import alias_set, model_create, version_create, version_record_inspection
@@ -79,6 +112,24 @@ def populate() -> Any:
     for n in range(BENCHMARK_RUNS):
         sizes = {1: 0.2 + n / 100, 8: 0.5 + n / 50, 64: 2.0 + n / 10, 256: 7.5 + n / 5}
         evaluation_job(versions[n % VERSIONS], "benchmark", result=benchmark_result(p50_ms=sizes), created_by=erin)
+    for n, result in enumerate(drift_results()):
+        version = versions[VERSIONS - 1 - n % 2]
+        Job.objects.create(
+            kind="drift",
+            task_name="governance.run_drift",
+            queue="gpu",
+            subject_type="models_registry.modelversion",
+            subject_id=str(version.pk),
+            subject_label=f"{model.name} {version.version}",
+            params={"window": result["window"], "method": None, "drift_share": 0.5},
+            status="succeeded",
+            progress=100,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+            device="cpu",
+            result=result,
+            created_by=erin,
+        )
     for n in range(ALIAS_MOVES):
         alias_set(
             model=model,
