@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -44,8 +45,12 @@ def _utc_time(created: float) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, str | int | bool):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # NaN is not JSON
+    if isinstance(value, dict | list | tuple):
+        return value  # written as JSON; what inside cannot be, as text
     return str(value)
 
 
@@ -74,4 +79,10 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        try:
+            return json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
+        except ValueError:  # a NaN inside a structure: that structure as text, the line still JSON
+            flat = {
+                key: str(value) if isinstance(value, dict | list | tuple) else value for key, value in entry.items()
+            }
+            return json.dumps(flat, ensure_ascii=False, default=str)

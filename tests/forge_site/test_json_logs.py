@@ -20,6 +20,8 @@ current_request_id.set("req-7f3a")
 log.info("predict answered", extra={"rollout": 12, "version": "1.1.0", "arm": "challenger", "latency_ms": 1.73,
                                     "outcome": "ok"})
 log.warning("a \\"quoted\\"\\nmessage on two lines", extra={"request_id": "explicit-1", "outcome": object()})
+log.info("odd values", extra={"latency_ms": float("nan"), "meta": {"arm": "a", "n": [1, 2]}})
+log.info("odd inside", extra={"meta": {"scores": [float("inf")]}})
 try:
     1 / 0
 except ZeroDivisionError:
@@ -42,8 +44,8 @@ def test_every_line_is_a_json_object_with_the_request_fields(tmp_path) -> None:
     result = _run(tmp_path, FORGE_LOG_FORMAT="json")
     assert result.returncode == 0, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines()]
-    assert len(entries) == 3
-    served, quoted, crashed = entries
+    assert len(entries) == 5
+    served, quoted, odd, odd_inside, crashed = entries
     assert served["logger"] == "rollouts.serving" and served["level"] == "INFO"
     assert served["message"] == "predict answered" and served["request_id"] == "req-7f3a"
     assert (served["rollout"], served["version"], served["arm"]) == (12, "1.1.0", "challenger")
@@ -51,6 +53,8 @@ def test_every_line_is_a_json_object_with_the_request_fields(tmp_path) -> None:
     assert served["time"].endswith("Z") and len(served["time"]) == len("2026-12-05T18:42:44.113Z")
     assert quoted["message"] == 'a "quoted"\nmessage on two lines' and quoted["request_id"] == "explicit-1"
     assert quoted["outcome"].startswith("<object object")  # what JSON cannot hold is written as text
+    assert odd["latency_ms"] == "nan" and odd["meta"] == {"arm": "a", "n": [1, 2]}  # NaN is not JSON; text is
+    assert odd_inside["meta"] == "{'scores': [inf]}"
     assert crashed["message"] == "job 42 crashed" and "ZeroDivisionError" in crashed["exception"]
 
 
