@@ -69,6 +69,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Alerts (issue 12): everyone reads alert history, rules, destinations and deliveries; engineers change them.
     "alerts.view": _ALL,
     "alerts.manage": frozenset({Role.ENGINEER}),
+    # rollouts (issue 13); service accounts that serve traffic are engineer-role users with a token
+    "rollout.view": _ALL,
+    "rollout.manage": frozenset({Role.ENGINEER}),
+    "rollout.control": frozenset({Role.ENGINEER, Role.MANAGER}),
+    "rollout.serve": frozenset({Role.ENGINEER}),
+    "promotion.request": frozenset({Role.ENGINEER}),
+    "promotion.decide": frozenset({Role.MANAGER}),
+    "alias.set": frozenset({Role.MANAGER}),
 }
 
 

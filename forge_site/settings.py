@@ -240,7 +240,12 @@ FORGE_SANDBOX_MEMORY_BYTES = env_int("FORGE_SANDBOX_MEMORY_BYTES", 16 * 1024**3)
 
 # `manage.py forge_demo` runs these `seed(*, stdout, now)` functions in order, the registry's always first; an app
 # appends its own step here (governance, rollouts) instead of editing the registry's.
-FORGE_DEMO_STEPS = ["models_registry.demo.seed"]
+FORGE_DEMO_STEPS = [
+    "models_registry.demo.seed",
+    "governance.monitoring_demo.seed",  # a baseline and a week of traffic in which three features drift
+    "rollouts.demo.seed",  # a running rollout with traffic and outcomes, a promotion request waiting
+    "governance.demo.seed",  # last, so its finalized report cites what the steps before it recorded
+]
 
 # Celery: Redis is the broker only; the database holds every job's state.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -272,6 +277,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FORGE_ALERT_EVALUATE_EVERY_S", 300)),
         "options": {"queue": "default"},
     },
+    "check-rollouts": {"task": "rollouts.check_rollouts", "schedule": 60.0, "options": {"queue": "default"}},
 }
 FORGE_JOB_HEARTBEAT_S = env_int("FORGE_JOB_HEARTBEAT_S", 30)  # a running job writes its heartbeat this often
 FORGE_JOB_HEARTBEAT_STALE_S = env_int("FORGE_JOB_HEARTBEAT_STALE_S", 900)
@@ -373,6 +379,9 @@ FORGE_MONITOR_RESULT_HOOKS = env_list(
 # Registry page extension points (models_registry/templatetags/registry_extensions.py): apps above add to them.
 FORGE_VERSION_BADGES = ["governance.badges.drift_badges"]
 FORGE_VERSION_LINKS = ["governance.badges.monitoring_links"]
+
+# Rollouts: where the serving process answers predict (the rollout JSON's predict_url).
+FORGE_SERVING_URL = os.environ.get("FORGE_SERVING_URL", "http://127.0.0.1:8001")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -25,6 +25,8 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("governance.api.alert_urls")),
+    path("api/v1/", include("rollouts.api.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("api/schema/", require_action("site.public")(SpectacularAPIView.as_view()), name="api-schema"),
     path(
         "api/docs/",

@@ -111,6 +111,7 @@ class ArmWindow:
     requests: int = 0
     errors: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    latency_sum_ms: float = 0.0
     success_count: int = 0  # outcomes that carried `success`
     successes: int = 0
     value_count: int = 0  # outcomes that carried `value`
@@ -122,6 +123,7 @@ class ArmWindow:
         if error:
             self.errors += 1
         self.latency.add(latency_ms)
+        self.latency_sum_ms += latency_ms
 
     def record_outcome(self, *, success: bool | None = None, value: float | None = None) -> None:
         if success is not None:
@@ -138,6 +140,7 @@ class ArmWindow:
         self.requests += other.requests
         self.errors += other.errors
         self.latency.merge(other.latency)
+        self.latency_sum_ms += other.latency_sum_ms
         self.success_count += other.success_count
         self.successes += other.successes
         self.value_count += other.value_count

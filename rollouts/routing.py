@@ -142,6 +142,15 @@ class Router:
             return STICKY_CHALLENGER
         return STICKY_CHAMPION
 
+    def assign_with_point(self, unit: str | None) -> tuple[Assignment, int | None]:
+        """assign(), and the unit's point as a signed 64-bit integer (None without a unit): what a writer records
+        once per unit so the sample-ratio check can count units, not requests (rollouts.models.RolloutUnit)."""
+        if not unit:
+            return self.assign(None), None
+        digest = hashlib.blake2b(self._salt + _unit_bytes(unit), digest_size=8).digest()
+        arm = STICKY_CHALLENGER if digest < self._threshold_bytes else STICKY_CHAMPION
+        return arm, int.from_bytes(digest, "big", signed=True)
+
     def assign_many(self, units: list[str]) -> list[str]:
         """Arms for many unit ids (a gateway's batch, a simulation): the same answers as assign(), in one loop."""
         salt, threshold, blake2b = self._salt, self._threshold_bytes, hashlib.blake2b

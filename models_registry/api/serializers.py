@@ -359,6 +359,11 @@ class AliasAssignmentOut(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class AliasSetInput(StrictSerializer):
+    version = StrictCharField(max_length=64)
+    reason = StrictCharField(max_length=500, help_text="why: recorded with the alias history and audited")
+
+
 class AliasHistoryOut(serializers.Serializer):
     model = serializers.CharField()
     alias = serializers.CharField()

@@ -21,6 +21,7 @@ urlpatterns = [
         name="api-version-artifact",
     ),
     path("models/<str:name>/aliases/", views.AliasListView.as_view(), name="api-aliases"),
+    path("models/<str:name>/aliases/<str:alias>/", views.AliasDetailView.as_view(), name="api-alias"),
     path("models/<str:name>/aliases/<str:alias>/history/", views.AliasHistoryView.as_view(), name="api-alias-history"),
 ]
 

@@ -309,7 +309,7 @@ class VersionArtifactView(APIView):
 
 
 class AliasListView(APIView):
-    """The current holder of each alias. Read-only: only the promotion service moves aliases."""
+    """The current holder of each alias. Aliases move through promotion (rollouts) or a manager's PUT below."""
 
     required_actions = {"GET": "registry.view"}
 
@@ -318,6 +318,50 @@ class AliasListView(APIView):
         model = _model_or_404(name)
         rows = selectors.alias_history(model=model).filter(ended_at__isnull=True).order_by("alias")
         return Response(s.AliasAssignmentOut(rows, many=True).data)
+
+
+def _alias_or_404(alias: str) -> str:
+    if alias not in Alias.values:
+        raise ApiError(
+            f"There is no alias {alias!r}; aliases are {', '.join(Alias.values)}.", code="not_found", status_code=404
+        )
+    return alias
+
+
+class AliasDetailView(APIView):
+    """GET: who holds an alias now. PUT: a manager sets it directly (a new model's first champion), with a reason."""
+
+    required_actions = {"GET": "registry.view", "PUT": "alias.set"}
+
+    @extend_schema(
+        summary="The current holder of an alias",
+        parameters=[OpenApiParameter("alias", str, OpenApiParameter.PATH, enum=Alias.values)],
+        responses={200: s.AliasAssignmentOut, **ERRORS},
+    )
+    def get(self, request: Request, name: str, alias: str) -> Response:
+        model = _model_or_404(name)
+        holder = selectors.alias_history(model=model, alias=_alias_or_404(alias)).filter(ended_at__isnull=True).first()
+        if holder is None:
+            raise ApiError(f"Nobody holds {alias} of {name}.", code="not_found", status_code=404)
+        return Response(s.AliasAssignmentOut(holder).data)
+
+    @extend_schema(
+        summary="Set an alias to a version (managers; the reason is audited)",
+        parameters=[OpenApiParameter("alias", str, OpenApiParameter.PATH, enum=Alias.values)],
+        request=s.AliasSetInput,
+        responses={200: s.AliasAssignmentOut, **ERRORS},
+    )
+    def put(self, request: Request, name: str, alias: str) -> Response:
+        model = _model_or_404(name)
+        alias = _alias_or_404(alias)
+        data = s.AliasSetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = _version_or_404(name, data.validated_data["version"])
+        with registry_errors():
+            holder = services.alias_set(
+                model=model, alias=alias, version=version, actor=request.user, reason=data.validated_data["reason"]
+            )
+        return Response(s.AliasAssignmentOut(holder).data)
 
 
 def _parse_instant(raw: str) -> datetime:

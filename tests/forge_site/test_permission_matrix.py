@@ -214,7 +214,29 @@ KWARG_VALUES: dict[str, Callable[[World, str], Any]] = {
     "rule_id": lambda w, caller: w.alerts["rule"],
     "destination_id": lambda w, caller: w.alerts["destination"],
     "delivery_id": lambda w, caller: w.alerts["delivery"],
+    "rollout_id": lambda w, caller: _rollout(w).pk,
 }
+
+
+def _rollout(world: World) -> Any:
+    """A running rollout of the world's model (created on first use: most URLs do not need one)."""
+    from rollouts.models import Rollout
+    from rollouts.services import rollout_create, rollout_start
+
+    existing = Rollout.objects.filter(model=world.model).first()
+    if existing is not None:
+        return existing
+    engineer = world.users["engineer"]
+    challenger = version_create(
+        model=world.model,
+        version="1.1.0",
+        artifact=temp_upload("c.pt", mlp(1)),
+        input_spec=MLP_SPEC,
+        created_by=engineer,
+    )
+    challenger = version_record_inspection(version_id=challenger.pk, ok=True, inspection={"parameters": 1}, reason="")
+    rollout = rollout_create(model=world.model, challenger=challenger, plan=[5, 50], actor=engineer)
+    return rollout_start(rollout=rollout, actor=engineer)
 
 
 def _url(route: Route, world: World, caller: str) -> str:
