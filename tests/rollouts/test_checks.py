@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from forge_site.models import AuditEvent
+from governance.models import Alert
 from models_registry.models import AliasAssignment
 from rollouts.models import Rollout
 from rollouts.services import promotion_request, rollout_check, rollout_pause, rollouts_check_all
@@ -17,7 +18,7 @@ from tests.rollouts.conftest import actions, serve, started
 pytestmark = pytest.mark.django_db
 
 
-def test_a_challenger_that_fails_is_rolled_back_with_the_reason_audited(setup, caplog):
+def test_a_challenger_that_fails_is_rolled_back_with_the_reason_audited_and_alerted(setup):
     rollout = started(setup, plan=[20, 50])
     serve(rollout, "champion", 800, errors=4)
     serve(rollout, "challenger", 200, errors=150)
@@ -25,13 +26,20 @@ def test_a_challenger_that_fails_is_rolled_back_with_the_reason_audited(setup, c
     rollout = Rollout.objects.get(pk=rollout.pk)
     assert (rollout.state, rollout.challenger_share) == ("rolled_back", 0.0)
     assert rollout.breach["names"] == ["error_rate"] and "75.00%" in rollout.end_reason
-    assert actions()[-3:] == ["rollout.guardrail_breach", "alias.clear", "rollout.rollback"]
+    assert actions()[-4:] == ["rollout.guardrail_breach", "alias.clear", "rollout.rollback", "alert.fire"]
     rollback = AuditEvent.objects.get(action="rollout.rollback")
     assert rollback.actor_label == "system" and rollback.after["automatic"] is True
     assert rollback.after["guardrail"]["names"] == ["error_rate"]
     breach = AuditEvent.objects.get(action="rollout.guardrail_breach")
     assert breach.after["share"] == 20.0 and breach.after["model"] == "credit-risk"
-    assert "no alerts service to notify" in caplog.text  # governance's alert_raise has not landed yet
+    alert = Alert.objects.get()  # through governance's alerts, to every destination that takes critical alerts
+    assert (alert.source, alert.metric, alert.severity, alert.status) == ("rollout", "error_rate", "critical", "firing")
+    verdict = rollout.breach["verdicts"][0]
+    assert alert.version == rollout.challenger and (alert.value, alert.threshold) == (
+        verdict["value"],
+        verdict["threshold"],
+    )
+    assert alert.dedup_key == f"rollout:{rollout.pk}:error_rate" and "rolled back" in alert.message
     assert rollout_check(rollout_id=rollout.pk) == "skipped"
 
 
