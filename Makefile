@@ -8,11 +8,14 @@ install:
 	bash scripts/install-system.sh
 	bash scripts/install-python.sh
 
-# make run FORGE_REDIS_PORT=6380 FORGE_WEB_PORT=8001 when the default ports are taken.
+# make run FORGE_REDIS_PORT=6380 FORGE_WEB_PORT=8002 FORGE_SERVING_PORT=8003 when the default ports are taken.
 FORGE_REDIS_PORT ?= 6379
 FORGE_WEB_PORT ?= 8000
+FORGE_SERVING_PORT ?= 8001
 run: export FORGE_REDIS_PORT := $(FORGE_REDIS_PORT)
 run: export FORGE_WEB_PORT := $(FORGE_WEB_PORT)
+run: export FORGE_SERVING_PORT := $(FORGE_SERVING_PORT)
+run: export FORGE_SERVING_URL ?= http://127.0.0.1:$(FORGE_SERVING_PORT)
 run: export REDIS_URL := redis://127.0.0.1:$(FORGE_REDIS_PORT)/0
 run: install
 	@bash scripts/run-preflight.sh
@@ -22,6 +25,7 @@ run: install
 	@$(PY) manage.py forge_demo --print-logins --port $(FORGE_WEB_PORT)
 	@echo
 	@echo "Forge is starting on http://127.0.0.1:$(FORGE_WEB_PORT)  (Ctrl-C stops everything)"
+	@echo "Predict is served on $$FORGE_SERVING_URL  (POST /api/v1/rollouts/{id}/predict/)"
 	exec $(PY) scripts/supervise.py
 
 lint:

@@ -382,6 +382,18 @@ FORGE_VERSION_LINKS = ["governance.badges.monitoring_links"]
 
 # Rollouts: where the serving process answers predict (the rollout JSON's predict_url).
 FORGE_SERVING_URL = os.environ.get("FORGE_SERVING_URL", "http://127.0.0.1:8001")
+# The serving process (rollouts/serving/, docs/operations.md "Serving"): the deadline of one model call, how often
+# it re-reads a rollout's revision, how long a verified token is trusted, how many models it keeps loaded, and the
+# batches in which it flushes per-arm counts and inference log rows (a crash loses at most one buffer of rows).
+FORGE_SERVING_DEADLINE_MS = env_int("FORGE_SERVING_DEADLINE_MS", 1000)
+FORGE_SERVING_REFRESH_MS = env_int("FORGE_SERVING_REFRESH_MS", 1000)
+FORGE_SERVING_TOKEN_CACHE_S = env_int("FORGE_SERVING_TOKEN_CACHE_S", 30)
+FORGE_SERVING_MODEL_CACHE = env_int("FORGE_SERVING_MODEL_CACHE", 8)
+FORGE_SERVING_FLUSH_MS = env_int("FORGE_SERVING_FLUSH_MS", 5000)
+FORGE_SERVING_LOG_BATCH = env_int("FORGE_SERVING_LOG_BATCH", 500)
+FORGE_SERVING_LOG_FLUSH_MS = env_int("FORGE_SERVING_LOG_FLUSH_MS", 2000)
+FORGE_SERVING_LOG_BUFFER = env_int("FORGE_SERVING_LOG_BUFFER", 10_000)
+FORGE_SERVING_TORCH_THREADS = env_int("FORGE_SERVING_TORCH_THREADS", 1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

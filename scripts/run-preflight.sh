@@ -3,6 +3,7 @@
 set -euo pipefail
 REDIS_PORT=${FORGE_REDIS_PORT:-6379}
 WEB_PORT=${FORGE_WEB_PORT:-8000}
+SERVING_PORT=${FORGE_SERVING_PORT:-8001}
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -31,7 +32,14 @@ fi
 if listening "$WEB_PORT"; then
   cat >&2 <<MSG
 make run: port $WEB_PORT on 127.0.0.1 is already in use by $(holder "$WEB_PORT") (is Forge already running?).
-  Stop it, or serve Forge on another port: make run FORGE_WEB_PORT=8001
+  Stop it, or serve Forge on another port: make run FORGE_WEB_PORT=8002
+MSG
+  status=1
+fi
+if listening "$SERVING_PORT"; then
+  cat >&2 <<MSG
+make run: port $SERVING_PORT on 127.0.0.1 is already in use by $(holder "$SERVING_PORT"); the serving process (predict)
+  listens there. Stop it, or serve predict on another port: make run FORGE_SERVING_PORT=8003
 MSG
   status=1
 fi

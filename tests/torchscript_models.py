@@ -66,6 +66,35 @@ class SmallCNN(nn.Module):
         return self.head(self.features(image).flatten(1))
 
 
+class FailingMLP(nn.Module):
+    """A challenger that raises on every call (the serving process falls back to the champion)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.abs().sum() >= 0):
+            raise RuntimeError("the challenger broke")
+        return self.net(x)
+
+
+class HangingMLP(nn.Module):
+    """A challenger that never answers in practice: a scripted loop of about 10**12 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.sum()
+        steps = 0
+        while steps < 1_000_000_000_000:
+            total = total * 1.0
+            steps += 1
+        return self.net(x) + total
+
+
 MLP_SPEC = {"inputs": [{"name": "x", "shape": [None, 32], "dtype": "float32"}]}
 TOKENS_SPEC = {
     "inputs": [

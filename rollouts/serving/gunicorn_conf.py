@@ -1,0 +1,47 @@
+"""gunicorn settings of the serving process: `gunicorn -c rollouts/serving/gunicorn_conf.py` (the Procfile's `serve:`).
+
+gthread workers: each worker process holds its loaded models once and serves FORGE_SERVING_THREADS requests at a
+time (keep-alive connections, which a load balancer or gateway keeps open). A worker whose model call hung past the
+deadline answers, then retires: the hook below lets the app stop the worker's loop, gunicorn's master starts a fresh
+worker. `timeout` is the master's last resort for a worker that stops heart-beating altogether.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+bind = f"127.0.0.1:{os.environ.get('FORGE_SERVING_PORT', '8001')}"
+worker_class = "gthread"
+workers = int(os.environ.get("FORGE_SERVING_WORKERS", "2"))
+threads = int(os.environ.get("FORGE_SERVING_THREADS", "4"))
+timeout = 30
+graceful_timeout = 5
+keepalive = 5
+# Access logs cost a formatted line per request; the per-arm counts, the inference log and /metrics carry what an
+# operator needs. FORGE_SERVING_ACCESS_LOG=- turns them on.
+accesslog = os.environ.get("FORGE_SERVING_ACCESS_LOG") or None
+proc_name = "forge-serving"
+
+
+def post_worker_init(worker: Any) -> None:
+    from rollouts.serving.app import SERVING
+
+    def retire() -> None:
+        worker.alive = False  # the worker's loop ends; gunicorn's master replaces it
+
+    SERVING.retire = retire
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    try:
+        from rollouts.serving.app import SERVING
+    except Exception:  # the app never loaded in this worker
+        return
+    SERVING.shutdown()
+    if SERVING.pool.tainted:
+        # A thread is still inside a model: interpreter shutdown would abort on it (C++ terminate). What had to be
+        # flushed is flushed; leave now.
+        logging.shutdown()
+        os._exit(0)
