@@ -14,8 +14,11 @@ from typing import Any
 
 bind = f"127.0.0.1:{os.environ.get('FORGE_SERVING_PORT', '8001')}"
 worker_class = "gthread"
-workers = int(os.environ.get("FORGE_SERVING_WORKERS", "2"))
-threads = int(os.environ.get("FORGE_SERVING_THREADS", "4"))
+# Processes rather than threads: each request holds the GIL for most of its ~100 µs of Python, so threads of one
+# process queue behind each other. Two processes per core and two threads each served the most on 2 cores
+# (benchmarks/predict_serving.py, docs/performance.md); every worker holds its own copy of the loaded models.
+workers = int(os.environ.get("FORGE_SERVING_WORKERS") or min(8, 2 * (os.cpu_count() or 1)))
+threads = int(os.environ.get("FORGE_SERVING_THREADS", "2"))
 timeout = 30
 graceful_timeout = 5
 keepalive = 5
