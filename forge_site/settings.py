@@ -394,6 +394,9 @@ FORGE_SERVING_LOG_BATCH = env_int("FORGE_SERVING_LOG_BATCH", 500)
 FORGE_SERVING_LOG_FLUSH_MS = env_int("FORGE_SERVING_LOG_FLUSH_MS", 2000)
 FORGE_SERVING_LOG_BUFFER = env_int("FORGE_SERVING_LOG_BUFFER", 10_000)
 FORGE_SERVING_TORCH_THREADS = env_int("FORGE_SERVING_TORCH_THREADS", 1)
+# GET /api/v1/rollouts/{id}/gateway/?target=kserve: where the gateway's storage keeps a version ({model}, {version},
+# {sha256}), written into the InferenceService's storageUri.
+FORGE_GATEWAY_STORAGE_URI = os.environ.get("FORGE_GATEWAY_STORAGE_URI", "s3://models/{model}/{version}/model.pt")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -26,5 +26,6 @@ urlpatterns = [
     ),
     path("rollouts/<int:rollout_id>/assign/", views.AssignView.as_view(), name="api-rollout-assign"),
     path("rollouts/<int:rollout_id>/outcomes/", views.OutcomesView.as_view(), name="api-rollout-outcomes"),
+    path("rollouts/<int:rollout_id>/gateway/", views.GatewayView.as_view(), name="api-rollout-gateway"),
     path("rollouts/<int:rollout_id>/predict/", views.PredictView.as_view(), name="api-rollout-predict"),
 ]

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +25,7 @@ from forge_site.api import ApiError
 from forge_site.api_views import ERRORS, ErrorOut
 from models_registry import selectors as registry_selectors
 from models_registry.models import ModelVersion
-from rollouts import selectors, services
+from rollouts import gateway, selectors, services
 from rollouts.api import serializers as s
 from rollouts.models import Rollout, RolloutState
 from rollouts.requirements import promotion_requirements
@@ -353,3 +361,58 @@ class PredictView(APIView):
         )
         response["Link"] = f'<{url}>; rel="alternate"'
         return response
+
+
+HOST_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class GatewayView(APIView):
+    """The current split as a gateway's configuration (Istio weights or KServe canaryTrafficPercent)."""
+
+    required_actions = {"GET": "rollout.view"}
+
+    @extend_schema(
+        summary="The current split for a gateway: an Istio VirtualService or a KServe InferenceService (JSON)",
+        parameters=[
+            OpenApiParameter("target", str, enum=list(gateway.FORMATS), description="istio (default) or kserve"),
+            OpenApiParameter(
+                "host", str, pattern=HOST_NAME.pattern, description="the service host (Istio; default: the model)"
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "GatewayOut",
+                {
+                    "format": serializers.ChoiceField(choices=gateway.FORMATS),
+                    "share": serializers.FloatField(),
+                    "rounded": serializers.BooleanField(),
+                    "config": serializers.DictField(),
+                },
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, rollout_id: int) -> Response:
+        rollout = _rollout_or_404(rollout_id)
+        # `target`, not `format`: DRF reads ?format= as the choice of renderer.
+        fmt = request.query_params.get("target") or "istio"
+        if fmt not in gateway.FORMATS:
+            raise ApiError(f"target is one of {', '.join(gateway.FORMATS)}.", field="target", code="invalid")
+        host = request.query_params.get("host") or None
+        if host is not None and not HOST_NAME.match(host):
+            raise ApiError(
+                "host is a DNS name in lower case (a Kubernetes service host).", field="host", code="invalid"
+            )
+        split = gateway.Split(
+            rollout_id=rollout.pk,
+            model=rollout.model.name,
+            state=rollout.state,
+            champion=rollout.champion.version,
+            challenger=rollout.challenger.version,
+            champion_sha256=rollout.champion.sha256,
+            challenger_sha256=rollout.challenger.sha256,
+            share=services.traffic.routed_share(rollout),
+        )
+        return Response(
+            gateway.gateway_config(split, fmt=fmt, storage_uri=settings.FORGE_GATEWAY_STORAGE_URI, host=host)
+        )

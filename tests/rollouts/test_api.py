@@ -9,7 +9,7 @@ from models_registry.models import AliasAssignment
 from models_registry.services import model_create
 from rollouts.api import views
 from rollouts.models import Rollout
-from rollouts.services import promotion_request
+from rollouts.services import promotion_request, rollout_advance
 from tests.api.helpers import bearer_client
 from tests.rollouts.conftest import actions, ready_version, serve, started
 
@@ -204,3 +204,22 @@ def test_a_manager_sets_an_alias_directly_with_a_reason(setup, as_manager, as_en
         as_manager.put("/api/v1/models/fraud/aliases/champion/", {**body, "version": "9"}, format="json").status_code
         == 404
     )
+
+
+def test_the_gateway_export_gives_the_current_split_as_istio_weights_or_a_kserve_canary(setup):
+    rollout = started(setup, plan=[{"share": 2.5}, {"share": 25}, {"share": 100}])
+    client = bearer_client(setup.officer)
+    istio = client.get(f"/api/v1/rollouts/{rollout.pk}/gateway/").json()
+    assert istio["format"] == "istio" and istio["share"] == 2.5 and istio["rounded"] is True
+    route = istio["config"]["spec"]["http"][0]["route"]
+    assert [(r["destination"]["subset"], r["weight"]) for r in route] == [("v1-0-0", 97), ("v1-1-0", 3)]
+    assert istio["config"]["metadata"]["name"] == "credit-risk"
+    rollout_advance(rollout=rollout, actor=setup.engineer)
+    kserve = client.get(f"/api/v1/rollouts/{rollout.pk}/gateway/?target=kserve").json()
+    predictor = kserve["config"]["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 25 and kserve["rounded"] is False
+    assert predictor["model"]["storageUri"] == "s3://models/credit-risk/1.1.0/model.pt"
+    assert kserve["config"]["metadata"]["annotations"]["forge/challenger"].startswith("1.1.0 sha256:")
+    bad = client.get(f"/api/v1/rollouts/{rollout.pk}/gateway/?target=nginx")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "target"
+    assert client.get(f"/api/v1/rollouts/{rollout.pk}/gateway/?host=Bad_Host").status_code == 400
