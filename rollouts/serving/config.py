@@ -130,7 +130,11 @@ class RolloutDirectory:
         entry = self._entries.get(rollout_id)
         if entry is not None and time.monotonic() - entry[1] < self.refresh_s:
             return entry[0]
-        with self._lock:  # one thread reads the database; the others wait for what it finds
+        if entry is not None and not self._lock.acquire(blocking=False):
+            return entry[0]  # another thread is re-reading: answer from what we have rather than queue behind it
+        if entry is None:
+            self._lock.acquire()  # nothing to answer from yet: wait for whoever reads it
+        try:
             entry = self._entries.get(rollout_id)
             if entry is not None and time.monotonic() - entry[1] < self.refresh_s:
                 return entry[0]
@@ -149,6 +153,8 @@ class RolloutDirectory:
                 self._entries.clear()
             self._entries[rollout_id] = (config, time.monotonic())
             return config
+        finally:
+            self._lock.release()
 
 
 class AuthRefused(Exception):

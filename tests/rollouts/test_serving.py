@@ -4,6 +4,7 @@ the guardrail rollback they lead to."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -297,3 +298,60 @@ def test_a_challenger_that_hangs_costs_one_worker_which_is_replaced_and_the_cham
     # The other worker, and the new one, go on answering (the champion, since every challenger call hangs).
     ok = requests.get(f"{serving.url}/healthz", timeout=30)
     assert ok.status_code == 200
+
+
+def _baseline(version: ModelVersion, engineer: Any) -> None:
+    """A prepared baseline of 32 numeric features (f0…f31) and a score, as an engineer uploads it."""
+    import numpy as np
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.test import APIClient
+
+    from governance.tasks import prepare_baseline_now
+
+    rng = np.random.default_rng(version.pk)
+    lines = [",".join([*(f"f{i}" for i in range(32)), "score"])]
+    for _ in range(300):
+        lines.append(",".join(f"{v:.4f}" for v in [*rng.normal(0, 1, 32), rng.random()]))
+    client = APIClient()
+    client.force_authenticate(engineer)
+    response = client.post(
+        f"/api/v1/models/{version.model.name}/versions/{version.version}/baseline/",
+        {"file": SimpleUploadedFile("baseline.csv", "\n".join(lines).encode()), "prediction": "score"},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    job = prepare_baseline_now(response.json()["id"])
+    assert job is not None and job.status == "succeeded", job and job.error
+
+
+def test_every_served_request_reaches_the_drift_ingestion_without_an_audit_event(serving):
+    import pyarrow.parquet as pq
+
+    from forge_site.models import AuditEvent
+    from governance.models import InferenceBatch
+    from models_registry.artifacts import artifact_local_copy
+
+    served = _rollout(serving, mlp(1), plan=[50, 100], name="logged")
+    for version in (served.champion, served.challenger):
+        _baseline(version, served.rollout.created_by)
+    events = AuditEvent.objects.count()
+    answers = [served.predict({"unit": f"user-{i}", "inputs": {"x": ROW}}).json() for i in range(20)]
+    versions = [served.champion, served.challenger]
+
+    def logged() -> int:
+        return InferenceBatch.objects.filter(version__in=versions).aggregate(n=Sum("rows"))["n"] or 0
+
+    wait_for(lambda: logged() == 20, timeout=30)
+    assert set(InferenceBatch.objects.filter(version__in=versions).values_list("source", flat=True)) == {"serving"}
+    rows = []
+    for batch in InferenceBatch.objects.filter(version__in=versions).select_related("version"):
+        with artifact_local_copy(batch.file) as path:
+            table = pq.read_table(path).to_pylist()
+        rows += [(row["request_id"], batch.version.version, row["meta"]) for row in table]
+    assert {r[0] for r in rows} == {a["request_id"] for a in answers}
+    by_id = {a["request_id"]: a for a in answers}
+    for request_id, version, meta in rows:
+        meta = json.loads(meta)
+        assert version == by_id[request_id]["version"] and meta["arm"] == by_id[request_id]["arm"]
+        assert len(meta["input_sha256"]) == 64 and meta["latency_ms"] > 0 and meta["rollout"] == served.rollout.pk
+    assert AuditEvent.objects.count() == events  # served requests and logged rows are not audited
