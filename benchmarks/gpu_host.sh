@@ -27,8 +27,6 @@ print('onnxruntime', onnxruntime.__version__, onnxruntime.get_available_provider
   timeout 150 $PY benchmarks/gpu_jobs.py --device cuda --var-dir "$WORK"
   step "measurement accuracy"
   timeout 120 $PY benchmarks/benchmark_accuracy.py --device cuda --rounds 3 --var-dir "$WORK"
-  step "governance overhead"
-  timeout 60 $PY benchmarks/governance_overhead.py --device cuda --repeats 100 --var-dir "$WORK"
   step "parity cost"
   timeout 60 $PY benchmarks/parity_cost.py --device cuda --repeats 5 --batch-sizes 256,1024 --var-dir "$WORK"
   step done

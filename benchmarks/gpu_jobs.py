@@ -100,7 +100,6 @@ def main() -> None:
                 f"{row['throughput_sps']:,.0f}",
                 f"{row['peak_memory_bytes'] / 1024**2:.2f}",
                 "y" if row["stable"] else "n",
-                f"{b['governance_overhead']['ratio'] * 100:.2f}%" if row is b["results"][-1] else "",
             ]
             for b in benchmarks
             for row in b["results"]
@@ -114,7 +113,6 @@ def main() -> None:
             "samples/s",
             f"peak MiB ({benchmarks[0]['results'][0]['memory_kind']})",
             "stable",
-            "gov. overhead",
         ],
     )
     print(f"\nparity runs: {args.samples:,} samples, batch 256, candidate float32 on {args.device} vs the CPU")

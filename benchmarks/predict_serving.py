@@ -126,7 +126,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(8, 2 * (os.cpu_count() or 1)))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--redis", default=common.DEFAULT_REDIS)
-    parser.add_argument("--var-dir", type=Path, default=common.REPO / "var" / "bench-serving")
+    parser.add_argument(
+        "--var-dir", type=Path, default=common.DEFAULT_VAR / "serving", help="database, artifacts, logs"
+    )
+    parser.add_argument("--results-dir", type=Path, default=common.DEFAULT_VAR, help="results/predict_serving.json")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk; scripts/install-system.sh installs it)")
@@ -237,7 +240,7 @@ def main() -> None:
         f"p99 <= 25 ms {'met' if summary['forge']['p99_32_ms'] <= 25 else 'NOT met'}"
     )
     common.write_result(
-        var_dir,
+        args.results_dir,
         "predict_serving",
         {
             "benchmark": "predict_serving",

@@ -2,7 +2,7 @@
 # Runs every benchmark of issues 2, 3 and 13 and prints one table. Results: var/bench/results/*.json.
 #   bash benchmarks/run_all.sh            # the numbers in docs/performance.md
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke run: 64 MiB upload, 40 requests
-# Needs: .venv (make install), curl, a Redis on 127.0.0.1:6399 (scripts/test-services.sh starts one).
+# Needs: .venv (make install), curl, wrk, a Redis on 127.0.0.1:6399 (scripts/test-services.sh starts one).
 # MLflow is installed on first use into var/mlflow-venv, never into .venv; if that fails the anchor row says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +24,12 @@ $PY benchmarks/benchmark_accuracy.py --threads 1 "${ACC_ARGS[@]}"
 $PY benchmarks/parity_cost.py --threads 1 "${PAR_ARGS[@]}"
 $PY benchmarks/parity_cost.py --threads 1 --hidden 1024 "${PAR_ARGS[@]}"   # a heavier forward, for context
 $PY benchmarks/governance_overhead.py --threads 1 "${GOV_ARGS[@]}"
-# issue 13: sticky rollout assignment (in-process)
+# issue 13: sticky rollout assignment (in-process), predict through the serving process against the anchor (wrk)
 $PY benchmarks/rollout_assignment.py
 # issue 13: what metrics and JSON logs cost a served request (in-process)
 $PY benchmarks/observe_cost.py
+if [ "${QUICK:-}" = 1 ]; then SERVE_ARGS=(--duration 3 --rounds 1); else SERVE_ARGS=(--duration 10 --rounds 3); fi
+$PY benchmarks/predict_serving.py "${SERVE_ARGS[@]}"
 echo
 echo "== summary"
 $PY benchmarks/summary.py

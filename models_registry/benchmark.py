@@ -1,18 +1,15 @@
 """Benchmark a forward pass per batch size with perf_analyzer-style stability windows; compare runs.
 
 Pure module (no Django, no Celery). Timing follows what is right on a GPU: warm-up excluded, the device
-synchronised after each call, `torch.inference_mode`. It also measures what Forge adds to one inference in-process
-(routing, input hashing, log enqueue) against the bare forward.
+synchronised after each call, `torch.inference_mode`. What Forge's governance adds to a served request is measured
+on the serving path itself (rollouts.serving.overhead), not here.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
-import hashlib
 import math
 import platform
-import queue
 import shutil
 import subprocess
 import time
@@ -336,158 +333,3 @@ def fingerprint(*, device: str, threads: int) -> dict[str, Any]:
         fp["gpu_memory_bytes"] = int(props.total_memory)
         fp["gpu_driver"] = _gpu_driver()
     return fp
-
-
-# ---------------------------------------------------------------- governance overhead
-
-
-class GovernanceHooks:
-    """What Forge adds to one inference in-process: sticky routing, an input digest, a log record enqueue."""
-
-    def __init__(
-        self, arms: Sequence[tuple[str, float]] = (("stable", 0.9), ("canary", 0.1)), *, salt: str = "forge"
-    ) -> None:
-        total = sum(weight for _, weight in arms)
-        if not arms or total <= 0:
-            raise ValueError("arms need positive weights")
-        self.arm_names = [name for name, _ in arms]
-        self._bounds: list[int] = []
-        running = 0.0
-        for _, weight in arms:
-            running += weight / total
-            self._bounds.append(min(2**64, int(running * 2**64)))
-        self._salt = salt.encode()
-        self.queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-
-    def route(self, request_key: str) -> str:
-        """The same request key always lands on the same arm."""
-        bucket = int.from_bytes(hashlib.sha256(self._salt + request_key.encode()).digest()[:8], "big")
-        return self.arm_names[min(bisect.bisect_right(self._bounds, bucket), len(self.arm_names) - 1)]
-
-    def digest(self, inputs: list[torch.Tensor]) -> str:
-        """SHA-256 over each input's dtype, shape and bytes."""
-        digest = hashlib.sha256()
-        for tensor in inputs:
-            data = tensor.detach()
-            if not data.is_cpu:
-                data = data.cpu()
-            if not data.is_contiguous():
-                data = data.contiguous()
-            digest.update(f"{data.dtype}{tuple(data.shape)};".encode())
-            if data.dtype is torch.bfloat16:
-                data = data.view(torch.int16)
-            digest.update(data.numpy().reshape(-1).view(np.uint8).data)
-        return digest.hexdigest()
-
-    def enqueue(self, record: dict[str, Any]) -> None:
-        self.queue.put(record)
-
-    def drain(self) -> int:
-        drained = 0
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                return drained
-            drained += 1
-
-    def around(
-        self,
-        forward: Callable[[list[torch.Tensor]], Any],
-        inputs: list[torch.Tensor],
-        request_key: str,
-        payload: list[torch.Tensor] | None = None,
-    ) -> Any:
-        """route + digest + forward + enqueue; `payload` is what is hashed (the request as received) if not inputs."""
-        arm = self.route(request_key)
-        input_digest = self.digest(payload if payload is not None else inputs)
-        output = forward(inputs)
-        self.enqueue({"request_key": request_key, "arm": arm, "input_sha256": input_digest, "at": time.time()})
-        return output
-
-
-def governance_overhead(
-    forward: Callable[[list[torch.Tensor]], Any],
-    inputs: list[torch.Tensor],
-    *,
-    sync: Callable[[], None] | None = None,
-    repeats: int = 200,
-    hooks: GovernanceHooks | None = None,
-) -> dict[str, Any]:
-    """The hooks' p50 against the bare forward's p50, their components, and an interleaved bare/governed A/B."""
-    hooks = hooks or GovernanceHooks()
-    payload = [tensor.detach().cpu() for tensor in inputs]  # a request is hashed as received, in host memory
-    clock = time.perf_counter
-    call = forward.bind(inputs) if isinstance(forward, TorchScriptRunner) else functools.partial(forward, inputs)
-
-    def bound(_inputs: list[torch.Tensor]) -> Any:
-        return call()
-
-    def bare() -> None:
-        call()
-        if sync is not None:
-            sync()
-
-    def governed(key: str) -> None:
-        hooks.around(bound, inputs, key, payload)
-        if sync is not None:
-            sync()
-
-    forward_s: list[float] = []
-    hooks_s: list[float] = []
-    routing_s: list[float] = []
-    hashing_s: list[float] = []
-    enqueue_s: list[float] = []
-    ab_bare_s: list[float] = []
-    ab_governed_s: list[float] = []
-    with torch.inference_mode():
-        for i in range(min(10, repeats)):
-            bare()
-            governed(f"warmup-{i}")
-        for _ in range(repeats):
-            t0 = clock()
-            bare()
-            forward_s.append(clock() - t0)
-        for i in range(repeats):
-            key = f"request-{i}"
-            t0 = clock()
-            arm = hooks.route(key)
-            t1 = clock()
-            input_digest = hooks.digest(payload)
-            t2 = clock()
-            hooks.enqueue({"request_key": key, "arm": arm, "input_sha256": input_digest, "at": time.time()})
-            t3 = clock()
-            routing_s.append(t1 - t0)
-            hashing_s.append(t2 - t1)
-            enqueue_s.append(t3 - t2)
-            hooks_s.append(t3 - t0)
-        for i in range(repeats):  # alternate which goes first, so neither always follows the other
-            for governed_turn in (i % 2 == 1, i % 2 == 0):
-                t0 = clock()
-                if governed_turn:
-                    governed(f"ab-{i}")
-                else:
-                    bare()
-                (ab_governed_s if governed_turn else ab_bare_s).append(clock() - t0)
-    hooks.drain()
-    forward_p50 = float(np.median(forward_s))
-    hooks_p50 = float(np.median(hooks_s))
-    bare_p50 = float(np.median(ab_bare_s))
-    governed_p50 = float(np.median(ab_governed_s))
-    first = inputs[0] if inputs else None
-    return {
-        "batch_size": int(first.shape[0]) if first is not None and first.dim() else 1,
-        "repeats": repeats,
-        "input_bytes": sum(t.numel() * t.element_size() for t in payload),
-        "forward_p50_ms": forward_p50 * 1000,
-        "hooks_p50_ms": hooks_p50 * 1000,
-        "ratio": hooks_p50 / forward_p50 if forward_p50 > 0 else None,
-        "bare_p50_ms": bare_p50 * 1000,
-        "governed_p50_ms": governed_p50 * 1000,
-        "ab_ratio": (governed_p50 - bare_p50) / bare_p50 if bare_p50 > 0 else None,
-        "components_us": {
-            "routing": float(np.median(routing_s)) * 1e6,
-            "input_hash": float(np.median(hashing_s)) * 1e6,
-            "log_enqueue": float(np.median(enqueue_s)) * 1e6,
-        },
-    }

@@ -2,7 +2,7 @@
 # Installs the Debian packages Forge needs (idempotent: installs only what is missing).
 set -euo pipefail
 pkgs=(redis-server postgresql chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0
-      libharfbuzz-subset0 fonts-dejavu-core curl)
+      libharfbuzz-subset0 fonts-dejavu-core curl wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -315,12 +315,8 @@ def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any)
     except benchmark.BenchmarkCancelled as exc:
         where = seen["message"][:1].lower() + seen["message"][1:]
         raise benchmark.BenchmarkCancelled(f"Benchmark cancelled during {where}.") from exc
-    channel.progress(93, "measuring the governance overhead", force=True)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    # At the largest batch: the forward a serving deployment runs most of its traffic through.
-    largest = max(results, key=lambda row: row["batch_size"])
-    repeats = int(min(200, max(20, 5000 / max(largest["latency_ms"]["p50"], 1e-3))))  # about 5 s of forwards
-    overhead = benchmark.governance_overhead(runner, make_inputs(largest["batch_size"]), sync=sync, repeats=repeats)
+    # What governance adds to a served request is measured on the serving path itself (rollouts.serving.overhead,
+    # benchmarks/governance_overhead.py), which the registry may not import.
     threads = torch.get_num_threads()
     fp = benchmark.fingerprint(device=device, threads=threads)
     return {
@@ -338,7 +334,6 @@ def run_benchmark_request(request: dict[str, Any], channel: Channel, cache: Any)
             "time_cap_s": config.time_cap_s,
         },
         "results": results,
-        "governance_overhead": overhead,
         "fingerprint": fp,
         "fingerprint_key": benchmark.fingerprint_key(fp),
         "artifact_cache": "hit" if hit else "miss",

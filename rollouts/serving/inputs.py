@@ -49,11 +49,15 @@ def _tensor(decl: InputDecl, value: Any, label: str) -> torch.Tensor:
     try:
         if decl.dtype in INT_DTYPES or decl.dtype == "bool":
             tensor = torch.tensor(value)
+            if tensor.numel() == 0:
+                raise InputRejected(f"{decl.name} has shape {list(tensor.shape)}; {expected}.", field)
             if tensor.is_floating_point() or (tensor.dtype == torch.bool) != (decl.dtype == "bool"):
                 raise InputRejected(f"{decl.name} holds values of another type: {expected}.", field)
             tensor = tensor.to(TORCH_DTYPES[decl.dtype])
         else:
             tensor = torch.tensor(value, dtype=TORCH_DTYPES[decl.dtype])
+    except InputRejected:
+        raise
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         # Ragged lists, strings, nulls, numbers beyond the dtype: torch says which in its own words.
         detail = str(exc).splitlines()[0][:160]

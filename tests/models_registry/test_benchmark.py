@@ -15,12 +15,10 @@ import torch
 from models_registry.benchmark import (
     BenchmarkCancelled,
     BenchmarkConfig,
-    GovernanceHooks,
     MemoryProbe,
     compare_results,
     fingerprint,
     fingerprint_key,
-    governance_overhead,
     latency_summary,
     measure_batch,
     run_benchmark,
@@ -293,57 +291,6 @@ def test_the_fingerprint_key_follows_hardware_and_threads_not_software():
     assert fingerprint_key({**fp, "cpu_model": "Other CPU"}) != key
     gpu = {**fp, "device": "cuda", "gpu_name": "NVIDIA H100"}
     assert fingerprint_key({**gpu, "device": "cuda:1"}) == fingerprint_key(gpu) != key
-
-
-def test_routing_is_sticky_and_follows_the_weights():
-    hooks = GovernanceHooks((("stable", 0.8), ("canary", 0.2)))
-    arms = [hooks.route(f"customer-{i}") for i in range(5000)]
-    assert arms == [hooks.route(f"customer-{i}") for i in range(5000)]
-    assert 0.17 < arms.count("canary") / 5000 < 0.23
-    assert GovernanceHooks((("only", 1.0),)).route("x") == "only"
-
-
-def test_the_input_digest_covers_every_byte_shape_and_dtype():
-    hooks = GovernanceHooks()
-    x = torch.randn(4, 8)
-    base = hooks.digest([x])
-    assert hooks.digest([x.clone()]) == base
-    changed = x.clone()
-    changed[3, 7] += 1e-3
-    assert hooks.digest([changed]) != base
-    assert hooks.digest([x.reshape(8, 4)]) != base
-    assert hooks.digest([x.double()]) != base
-    assert hooks.digest([x.t()]) == hooks.digest([x.t().contiguous()])
-    assert len(hooks.digest([x.bfloat16(), torch.tensor(3)])) == 64
-
-
-def test_around_runs_the_forward_once_and_enqueues_one_record():
-    hooks = GovernanceHooks()
-    calls: list[int] = []
-    x = torch.randn(2, 32)
-
-    def forward(inputs: list[torch.Tensor]) -> str:
-        calls.append(1)
-        return "out"
-
-    assert hooks.around(forward, [x], "request-1") == "out"
-    record = hooks.queue.get_nowait()
-    assert calls == [1] and hooks.queue.empty()
-    assert record["arm"] == hooks.route("request-1") and record["input_sha256"] == hooks.digest([x])
-
-
-def test_governance_overhead_reports_the_hooks_against_the_bare_forward():
-    runner = mlp_runner()
-    hooks = GovernanceHooks()
-    report = governance_overhead(runner, [torch.randn(8, 32)], repeats=30, hooks=hooks)
-    assert report["batch_size"] == 8 and report["repeats"] == 30 and report["input_bytes"] == 8 * 32 * 4
-    assert report["ratio"] == pytest.approx(report["hooks_p50_ms"] / report["forward_p50_ms"])
-    assert report["ab_ratio"] == pytest.approx(
-        (report["governed_p50_ms"] - report["bare_p50_ms"]) / report["bare_p50_ms"]
-    )
-    assert all(value > 0 for value in report["components_us"].values())
-    assert set(report["components_us"]) == {"routing", "input_hash", "log_enqueue"}
-    assert hooks.queue.empty()
 
 
 def _result(cpu: str, rows: list[tuple[int, float, float]], *, torch_version: str = "2.13.0") -> dict:

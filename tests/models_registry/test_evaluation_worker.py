@@ -346,7 +346,7 @@ def test_cancelling_a_running_benchmark_stops_it_and_says_where(celery_worker, e
     assert _succeeded(after)["results"][0]["batch_size"] == 1
 
 
-def test_a_benchmark_reports_latency_throughput_memory_fingerprint_and_overhead(celery_worker, engineer):
+def test_a_benchmark_reports_latency_throughput_memory_and_fingerprint(celery_worker, engineer):
     model = model_create(name="credit-risk", owner=engineer)
     mv = _ready(model, "1.0.0", mlp_bytes(), engineer)
     single = _succeeded(benchmark_start(version=mv, actor=engineer, batch_sizes=[4], threads=1, window_ms=20))
@@ -367,7 +367,5 @@ def test_a_benchmark_reports_latency_throughput_memory_fingerprint_and_overhead(
     fingerprint = result["fingerprint"]
     assert fingerprint["torch"] == torch.__version__ and fingerprint["threads"] == result["threads"]
     assert fingerprint["cpu_cores_logical"] >= 1 and result["fingerprint_key"]
-    overhead = result["governance_overhead"]
-    assert overhead["forward_p50_ms"] > 0 and overhead["hooks_p50_ms"] > 0
-    assert overhead["ratio"] == pytest.approx(overhead["hooks_p50_ms"] / overhead["forward_p50_ms"], rel=1e-3)
+    assert "governance_overhead" not in result  # measured on the serving path (rollouts), not by the registry
     assert job.device == "cpu"

@@ -102,8 +102,7 @@ def test_a_float32_cuda_benchmark_times_the_gpu_and_reports_its_memory(sandbox, 
     assert fp["gpu_memory_bytes"] == torch.cuda.get_device_properties(0).total_memory
     assert fp["gpu_driver"]
     assert result["versions"]["fp32_precision"] == "ieee"
-    overhead = result["governance_overhead"]
-    assert overhead["forward_p50_ms"] > 0 and overhead["ratio"] >= 0
+    assert "governance_overhead" not in result  # measured on the serving path (rollouts), not by the registry
 
     again = sandbox.run(benchmark_request(mlp, MLP_SPEC, batch_sizes=[8]), timeout_s=120)
     assert again["artifact_cache"] == "hit"
