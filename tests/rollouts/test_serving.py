@@ -298,6 +298,14 @@ def test_a_challenger_that_hangs_costs_one_worker_which_is_replaced_and_the_cham
     # The other worker, and the new one, go on answering (the champion, since every challenger call hangs).
     ok = requests.get(f"{serving.url}/healthz", timeout=30)
     assert ok.status_code == 200
+    again = served.predict({"unit": "user-2", "inputs": {"x": ROW}})
+    assert again.status_code == 200 and again.json()["version"] == "1.0.0"
+    # The console is another process: its API answers about the same rollout as ever.
+    from rest_framework.test import APIClient
+
+    console = APIClient()
+    console.credentials(HTTP_AUTHORIZATION=served.headers["Authorization"])
+    assert console.get(f"/api/v1/rollouts/{served.rollout.pk}/").status_code == 200
 
 
 def _baseline(version: ModelVersion, engineer: Any) -> None:
