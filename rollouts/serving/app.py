@@ -1,6 +1,6 @@
 """Forge's serving process: predict (and assign, outcomes) for rollouts, as a lean WSGI application under gunicorn.
 
-    gunicorn rollouts.serving.app:application -c rollouts/serving/gunicorn.conf.py     (the Procfile's `serve:`)
+    gunicorn rollouts.serving.app:application -c rollouts/serving/gunicorn_conf.py     (the Procfile's `serve:`)
 
 The console's web process never loads an artifact; this process does, and nothing else. A predict request is:
 token (cached, forge_site.tokens) → machine rate limit (forge_site.throttles) → rollout configuration (cached,
@@ -35,6 +35,8 @@ import torch  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from forge_site.observability import serving_observe  # noqa: E402
+from forge_site.observability.views import metrics_wsgi_app  # noqa: E402
 from forge_site.throttles import MachineThrottle  # noqa: E402
 from rollouts import request_ids  # noqa: E402
 from rollouts.models import Rollout, RolloutState  # noqa: E402
@@ -123,15 +125,6 @@ def _torch_thread_setup() -> None:
     torch.set_num_threads(max(1, settings.FORGE_SERVING_TORCH_THREADS))
 
 
-def _observer() -> Callable[..., None] | None:
-    """The metrics hook of forge_site.observability (issue 13's Observability piece), when it is installed."""
-    try:
-        from forge_site.observability import serving_observe  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return serving_observe  # type: ignore[no-any-return]
-
-
 class _AfterResponse:
     """A response body whose close() (called by the server once the response is sent) runs `then`."""
 
@@ -164,7 +157,7 @@ class Serving:
             capacity=settings.FORGE_SERVING_LOG_BUFFER,
         )
         self.key = request_id_key()
-        self.observe = _observer()
+        self.metrics = metrics_wsgi_app()  # this process group's series only (FORGE_METRICS_GROUP=serving)
         self.retire: Callable[[], None] = self._retire_unsupervised
         self.retiring = False
         self._pid = 0
@@ -219,6 +212,8 @@ class Serving:
             if match is None:
                 if path == "/healthz":
                     return self._respond(start_response, 200, self.health())
+                if path == "/metrics":
+                    return self.metrics(environ, start_response)
                 raise ServingError(
                     404,
                     "not_found",
@@ -429,11 +424,10 @@ class Serving:
             point=point,
             now=now,
         )
-        if self.observe is not None:
-            version = config.challenger if arm == CHALLENGER else config.champion
-            self.observe(
-                rollout_id=config.rollout_id, version=version.version, arm=arm, latency_s=latency_ms / 1000, error=error
-            )
+        version = config.challenger if arm == CHALLENGER else config.champion
+        serving_observe(
+            rollout_id=config.rollout_id, version=version.version, arm=arm, latency_s=latency_ms / 1000, error=error
+        )
         return latency_ms, minute, now
 
     def assign(self, rollout_id: int, unit: str | None) -> dict[str, Any]:

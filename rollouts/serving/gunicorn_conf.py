@@ -12,6 +12,13 @@ import logging
 import os
 from typing import Any
 
+# Before anything imports prometheus_client: the serving process's metrics live in their own folder
+# (var/metrics/serving), neither mixed into nor emptied with the console's.
+os.environ.setdefault("FORGE_METRICS_GROUP", "serving")
+
+# on_starting empties this group's metrics folder before the first fork; child_exit drops a dead worker's live gauges.
+from forge_site.gunicorn_conf import _log_format, child_exit, on_starting  # noqa: F401
+
 bind = f"127.0.0.1:{os.environ.get('FORGE_SERVING_PORT', '8001')}"
 worker_class = "gthread"
 # Processes rather than threads: each request holds the GIL for most of its ~100 µs of Python, so threads of one
@@ -25,6 +32,8 @@ keepalive = 5
 # Access logs cost a formatted line per request; the per-arm counts, the inference log and /metrics carry what an
 # operator needs. FORGE_SERVING_ACCESS_LOG=- turns them on.
 accesslog = os.environ.get("FORGE_SERVING_ACCESS_LOG") or None
+if _log_format() == "json":
+    logger_class = "forge_site.observability.gunicorn_logging.JsonGunicornLogger"
 proc_name = "forge-serving"
 
 

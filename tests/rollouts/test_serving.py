@@ -181,6 +181,18 @@ def test_it_serves_both_arms_with_sticky_units_and_signed_request_ids(serving):
 
     assert wait_for(lambda: counted() == 51, timeout=20)
 
+    served_rollout = served.rollout.pk
+    # Prometheus reads the same counts from the serving process's own /metrics (both workers, one group).
+    metrics = requests.get(f"{serving.url}/metrics", timeout=10)
+    assert metrics.status_code == 200, metrics.text
+    by_outcome = {"ok": 0.0, "error": 0.0}
+    for line in metrics.text.splitlines():
+        if line.startswith("forge_serving_requests_total{") and f'rollout="{served_rollout}"' in line:
+            outcome = "ok" if 'outcome="ok"' in line else "error"
+            by_outcome[outcome] += float(line.rsplit(" ", 1)[1])
+    assert by_outcome == {"ok": 51, "error": 0}
+    assert "forge_http_requests_total" not in metrics.text  # the console's series are the console's to export
+
 
 def test_a_request_without_a_unit_is_assigned_at_random_and_says_so(serving):
     served = _rollout(serving, mlp(1), plan=[50, 100], name="random")
