@@ -394,6 +394,9 @@ FORGE_SERVING_LOG_BATCH = env_int("FORGE_SERVING_LOG_BATCH", 500)
 FORGE_SERVING_LOG_FLUSH_MS = env_int("FORGE_SERVING_LOG_FLUSH_MS", 2000)
 FORGE_SERVING_LOG_BUFFER = env_int("FORGE_SERVING_LOG_BUFFER", 10_000)
 FORGE_SERVING_TORCH_THREADS = env_int("FORGE_SERVING_TORCH_THREADS", 1)
+# One log line per answered predict (logger rollouts.serving.requests: request id, rollout, version, arm, latency,
+# outcome), JSON with FORGE_LOG_FORMAT=json; about 15 µs a request (benchmarks/observe_cost.py).
+FORGE_SERVING_REQUEST_LOG = env_bool("FORGE_SERVING_REQUEST_LOG", True)
 # GET /api/v1/rollouts/{id}/gateway/?target=kserve: where the gateway's storage keeps a version ({model}, {version},
 # {sha256}), written into the InferenceService's storageUri.
 FORGE_GATEWAY_STORAGE_URI = os.environ.get("FORGE_GATEWAY_STORAGE_URI", "s3://models/{model}/{version}/model.pt")

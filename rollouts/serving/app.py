@@ -58,6 +58,7 @@ from rollouts.serving.loader import ModelCache, ModelUnavailable  # noqa: E402
 from rollouts.serving.logsink import InferenceLog, LogEntry  # noqa: E402
 
 logger = logging.getLogger("rollouts.serving")
+request_logger = logging.getLogger("rollouts.serving.requests")  # one line per answered predict
 
 ROUTE = re.compile(r"^/api/v1/rollouts/([0-9]{1,18})/(predict|assign|outcomes)/$")
 PREDICT_KEYS = frozenset({"unit", "inputs"})
@@ -157,6 +158,7 @@ class Serving:
             capacity=settings.FORGE_SERVING_LOG_BUFFER,
         )
         self.key = request_id_key()
+        self.request_log = settings.FORGE_SERVING_REQUEST_LOG
         self.metrics = metrics_wsgi_app()  # this process group's series only (FORGE_METRICS_GROUP=serving)
         self.retire: Callable[[], None] = self._retire_unsupervised
         self.retiring = False
@@ -372,7 +374,23 @@ class Serving:
         except InputRejected as exc:
             raise ServingError(400, "invalid_input", exc.message, exc.field) from None
         except (ModelFailed, DeadlineExceeded, ModelUnavailable) as exc:
-            self._count(config, arm, point, started, error=True, fallback=bool(failure))
+            latency_ms, _, _ = self._count(config, arm, point, started, error=True, fallback=bool(failure))
+            if self.request_log:
+                request_logger.warning(
+                    "predict rollout #%s %s %s error %.2f ms: %s",
+                    rollout_id,
+                    arm,
+                    answered.version,
+                    latency_ms,
+                    exc,
+                    extra={
+                        "rollout": rollout_id,
+                        "arm": arm,
+                        "version": answered.version,
+                        "latency_ms": round(latency_ms, 3),
+                        "outcome": "error",
+                    },
+                )
             if isinstance(exc, DeadlineExceeded):
                 raise ServingError(504, "deadline_exceeded", f"{answered.label}: {exc}.") from None
             if isinstance(exc, ModelUnavailable):
@@ -392,6 +410,17 @@ class Serving:
         if failure:
             meta["error"] = failure[:500]
         self.log.append(LogEntry(answered.pk, request_id, now, body["inputs"], outputs, meta))
+        if self.request_log:
+            outcome = "fallback" if failure else "ok"
+            request_logger.info(
+                "predict rollout #%s %s %s %s %.2f ms",
+                rollout_id,
+                arm,
+                answered.version,
+                outcome,
+                latency_ms,
+                extra={**meta, "request_id": request_id, "outcome": outcome},
+            )
         answer = {
             "outputs": outputs,
             "version": answered.version,

@@ -85,6 +85,7 @@ def serving(django_db_setup: None) -> Iterator[Server]:
         "FORGE_SERVING_LOG_FLUSH_MS": "200",
         "FORGE_SERVING_TOKEN_CACHE_S": "1",
         "FORGE_THROTTLE_MACHINE": "off",
+        "FORGE_LOG_FORMAT": "json",
     }
     log = open(settings.VAR_DIR / "test-serving.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
@@ -192,6 +193,20 @@ def test_it_serves_both_arms_with_sticky_units_and_signed_request_ids(serving):
             by_outcome[outcome] += float(line.rsplit(" ", 1)[1])
     assert by_outcome == {"ok": 51, "error": 0}
     assert "forge_http_requests_total" not in metrics.text  # the console's series are the console's to export
+
+    # And the operator's log has a JSON line for each answered predict, naming the id an outcome will quote.
+    def logged() -> dict[str, Any] | None:
+        for line in (settings.VAR_DIR / "test-serving.log").read_text(errors="replace").splitlines():
+            if last["request_id"] in line and line.startswith("{"):
+                entry: dict[str, Any] = json.loads(line)
+                return entry
+        return None
+
+    assert wait_for(lambda: logged() is not None, timeout=10)
+    entry = logged()
+    assert entry is not None and entry["logger"] == "rollouts.serving.requests"
+    assert (entry["rollout"], entry["arm"], entry["outcome"]) == (served_rollout, arms["user-0"], "ok")
+    assert entry["version"] == last["version"] and entry["latency_ms"] > 0
 
 
 def test_a_request_without_a_unit_is_assigned_at_random_and_says_so(serving):
