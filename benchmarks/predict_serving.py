@@ -63,8 +63,8 @@ def _setup_rollout(env: dict[str, str]) -> tuple[int, str]:
     from forge_site.tokens import token_create
     from forge_site.users import user_upsert
     from models_registry.artifacts import HashedUploadedFile
+    from models_registry.demo import CREDIT_SPEC
     from models_registry.management.commands import _demo_models as dm
-    from models_registry.management.commands.forge_demo import CREDIT_SPEC
     from models_registry.services import alias_set, model_create, version_create, version_record_inspection
     from rollouts.services import rollout_create, rollout_start
 
